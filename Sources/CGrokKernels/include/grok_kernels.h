@@ -1,0 +1,2 @@
+// placeholder
+int grok_kernels_version(void);
