@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "GrokComm", dependencies: ["CMPI"]),
         .target(name: "GrokCheckpoint", dependencies: ["GrokTensor", "CZstd"]),
         .target(name: "GrokTokenizer"),
-        .target(name: "GrokModel", dependencies: ["GrokTensor", "GrokCheckpoint", "GrokTopology"]),
+        .target(name: "GrokModel", dependencies: ["GrokTensor", "GrokCheckpoint", "GrokTopology", "GrokComm"]),
         .target(name: "GrokRuntime", dependencies: ["GrokModel", "GrokTokenizer", "GrokComm"]),
 
         .executableTarget(name: "grok-coordinator", dependencies: [
@@ -45,9 +45,9 @@ let package = Package(
         .testTarget(name: "GrokCheckpointTests", dependencies: ["GrokCheckpoint"]),
         .testTarget(name: "GrokTokenizerTests", dependencies: ["GrokTokenizer"]),
         .testTarget(name: "GrokModelTests", dependencies: ["GrokRuntime"],
-                    resources: [.copy("Fixtures")]),
+                    resources: [.copy("Fixtures"), .copy("Reference")]),
         .testTarget(name: "GrokRuntimeTests", dependencies: ["GrokRuntime"]),
-        .testTarget(name: "CLITests", dependencies: ["GrokRuntime"]),
+        .testTarget(name: "CLITests", dependencies: ["GrokRuntime", "grok-coordinator", "grok"]),
     ],
     swiftLanguageModes: [.v5]
 )

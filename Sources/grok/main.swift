@@ -1,1 +1,130 @@
-print("todo")
+// grok: offline tools — synthesize, inspect and benchmark models.
+import ArgumentParser
+import Foundation
+import GrokCheckpoint
+import GrokModel
+import GrokRuntime
+import GrokTensor
+
+@main
+struct Grok: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grok",
+        abstract: "GrokCluster offline tools.",
+        subcommands: [Synth.self, Inspect.self, Bench.self])
+}
+
+extension DType: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map { $0.name.lowercased() } }
+}
+
+struct Synth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a synthetic Grok GGUF (llama.cpp's names and metadata, a real tokenizer vocabulary).")
+
+    @Option(help: "Shape preset: \(ModelConfig.presets.keys.sorted().joined(separator: ", ")).")
+    var preset = "grok-1-tiny"
+    @Option(help: "Matrix dtype: f32, f16, bf16, q8_0, q4_0.")
+    var dtype: DType = .f32
+    @Option(help: "Seed for the weights.")
+    var seed: UInt64 = 1
+    @Option(name: [.short, .long], help: "Output GGUF path.")
+    var output: String
+    @Option(help: "Model name written to general.name (default: the preset).")
+    var name: String?
+    @Option(help: "Override: architecture grok-1 or grok-2.") var arch: String?
+    @Option(help: "Override: vocabulary size.") var vocab: Int?
+    @Option(help: "Override: model width.") var width: Int?
+    @Option(help: "Override: layers.") var layers: Int?
+    @Option(help: "Override: query heads.") var heads: Int?
+    @Option(help: "Override: KV heads.") var kvHeads: Int?
+    @Option(help: "Override: head dimension.") var headDim: Int?
+    @Option(help: "Override: experts.") var experts: Int?
+    @Option(help: "Override: experts per token.") var expertsPerToken: Int?
+    @Option(help: "Override: expert FFN width.") var expertFFN: Int?
+    @Option(help: "Override: Grok-2 dense MLP width.") var denseFFN: Int?
+    @Option(help: "Override: context length.") var context: Int?
+
+    func run() throws {
+        guard var c = ModelConfig.preset(preset) else {
+            throw ValidationError("--preset: expected one of \(ModelConfig.presets.keys.sorted().joined(separator: ", ")), got \"\(preset)\"")
+        }
+        if let arch {
+            guard let a = GrokArchitecture(rawValue: arch) else { throw ValidationError("--arch: expected grok-1 or grok-2, got \"\(arch)\"") }
+            if a != c.architecture {
+                let base = a == .grok1 ? Grok1.tiny : Grok2.tiny
+                (c.architecture, c.gelu, c.tiedEmbeddings, c.routerSoftCap, c.finalSoftCap, c.attentionTemperatureLength, c.outputScale)
+                    = (a, base.gelu, base.tiedEmbeddings, base.routerSoftCap, base.finalSoftCap, base.attentionTemperatureLength, base.outputScale)
+                c.denseFFNWidth = a == .grok1 ? 0 : (denseFFN ?? 2 * c.expertFFNWidth)
+            }
+        }
+        if let vocab { c.vocabularySize = vocab }
+        if let width { c.modelWidth = width }
+        if let layers { c.layerCount = layers }
+        if let heads { c.queryHeads = heads }
+        if let kvHeads { c.kvHeads = kvHeads }
+        if let headDim { c.headDim = headDim }
+        if let experts { c.expertCount = experts }
+        if let expertsPerToken { c.expertsPerToken = expertsPerToken }
+        if let expertFFN { c.expertFFNWidth = expertFFN }
+        if let denseFFN { c.denseFFNWidth = denseFFN }
+        if let context { c.contextLength = context }
+        do {
+            try Synthesizer.write(c, dtype: dtype, seed: seed, name: name ?? preset, to: output)
+        } catch let error as ModelConfigError {
+            throw ValidationError(error.description)
+        }
+        let file = try GGUFFile(path: output)
+        print("wrote \(output): \(c.architecture.rawValue), \(c.parameterCount) parameters, \(dtype.name), \(file.fileSize) bytes")
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a GGUF's metadata, tensors, parameter count and bytes.")
+    @Argument(help: "GGUF file.") var file: String
+    @Flag(help: "Print whole arrays (e.g. every token).") var all = false
+
+    func run() throws {
+        print(Inspector.describe(try GGUFFile(path: file), allTokens: all), terminator: "")
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prefill and decode speed of a ~1 GB synthetic model per dtype, against the memory-bandwidth floor.")
+    @Option(help: "Dtypes, comma-separated.") var dtypes = "f32,bf16,q8_0,f16,q4_0"
+    @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
+    @Option(help: "Approximate model file size in bytes.") var bytes = 1_000_000_000
+    @Option(help: "Prompt tokens for the prefill measurement.") var prompt = 64
+    @Option(help: "Decode steps measured.") var decode = 16
+    @Option(help: "Where the synthetic models are written (reused across runs).")
+    var directory = NSTemporaryDirectory()
+
+    func run() throws {
+        let types = try dtypes.split(separator: ",").map { s -> DType in
+            guard let t = DType(name: String(s)) else { throw ValidationError("--dtypes: unknown dtype \"\(s)\"") }
+            return t
+        }
+        let counts = try threads.split(separator: ",").map { s -> Int in
+            guard let n = Int(s), n >= 1 else { throw ValidationError("--threads: expected positive integers, got \"\(s)\"") }
+            return n
+        }
+        BLAS.setThreads(1)
+        var bandwidth: [Int: Double] = [:]
+        for n in counts {
+            bandwidth[n] = MemoryBandwidth.measureRead(threads: n, pool: ThreadPool(threads: n))
+            print(String(format: "read bandwidth, %d thread(s): %.1f GB/s", n, bandwidth[n]! / 1e9))
+        }
+        print(Benchmark.header)
+        for t in types {
+            for n in counts {
+                let row = try Benchmark.run(dtype: t, threads: n, targetBytes: bytes, directory: directory,
+                                            promptTokens: prompt, decodeTokens: decode, bandwidth: bandwidth[n]!) {
+                    FileHandle.standardError.write(Data($0.utf8))
+                }
+                print(Benchmark.format(row))
+            }
+        }
+    }
+}

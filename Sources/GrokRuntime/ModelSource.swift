@@ -1,0 +1,39 @@
+import Foundation
+import GrokCheckpoint
+import GrokModel
+import GrokTensor
+import GrokTokenizer
+
+/// Opening a model for a run: the GGUF file, its configuration and tokenizer.
+public enum ModelSource {
+    /// The embedded default: a tiny Grok-1 synthesized deterministically (seed 1) into a private
+    /// temporary file that is unlinked once mapped.
+    public static func embeddedDefault(directory: String = NSTemporaryDirectory()) throws -> GGUFFile {
+        let path = (directory as NSString).appendingPathComponent("grokcluster-default-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).gguf")
+        try Synthesizer.write(Grok1.tiny, dtype: .f32, seed: 1, name: "grokcluster-embedded-default", to: path)
+        defer { unlink(path) }
+        return try GGUFFile(path: path)
+    }
+
+    /// The tokenizer a GGUF carries (`tokenizer.ggml.*`), or nil when it carries none.
+    public static func tokenizer(of file: GGUFFile) throws -> (any Tokenizer)? {
+        guard let model = try file.string("tokenizer.ggml.model") else { return nil }
+        guard let tokens = try file.stringArray("tokenizer.ggml.tokens") else {
+            throw CheckpointError(file: file.path, field: "tokenizer.ggml.tokens", expected: "an array of strings", found: "nothing (key absent)")
+        }
+        func id(_ key: String) throws -> Int32? { try file.int(key).map { Int32(truncatingIfNeeded: $0) } }
+        let vocabulary = TokenizerVocabulary(
+            model: model, pre: try file.string("tokenizer.ggml.pre"), tokens: tokens,
+            scores: try file.floatArray("tokenizer.ggml.scores"),
+            tokenTypes: try file.intArray("tokenizer.ggml.token_type")?.map { Int32(truncatingIfNeeded: $0) },
+            merges: try file.stringArray("tokenizer.ggml.merges"),
+            bosID: try id("tokenizer.ggml.bos_token_id"), eosID: try id("tokenizer.ggml.eos_token_id"),
+            unknownID: try id("tokenizer.ggml.unknown_token_id"), paddingID: try id("tokenizer.ggml.padding_token_id"),
+            addBOS: try file.bool("tokenizer.ggml.add_bos_token") ?? false)
+        do {
+            return try makeTokenizer(vocabulary)
+        } catch let error as TokenizerError {
+            throw GenerationError("\(file.path): \(error)")
+        }
+    }
+}
