@@ -9,7 +9,8 @@ import GrokTokenizer
 /// vocabulary: SentencePiece BPE for Grok-1, byte-level BPE with the grok-2 pre-tokenizer for Grok-2.
 ///
 /// Every tensor is drawn from its own stream (seed ⊕ tensor name), so a file is the same whatever
-/// order it is written in. Scales keep activations O(1): matrices ~ N(0, 1/fan_in), norm weights
+/// order it is written in. Scales keep activations O(1): matrices ~ N(0, 1/fan_in), the embedding
+/// ~ N(0, 1/embeddingScale²), norm weights
 /// ~ 1 + N(0, 0.1²), router ~ N(0, 1/d) so that routing varies across tokens and layers.
 public enum Synthesizer {
     /// llama.cpp's `general.file_type` (llama_ftype) for a file whose matrices are `dtype`.
@@ -88,7 +89,8 @@ public enum Synthesizer {
             }
         }
         let inverseRootD = 1 / Double(d).squareRoot()
-        matrix("token_embd.weight", [d, V], std: 1)
+        // The scaled embedding has RMS ≈ 1, like the residual contributions of the layers.
+        matrix("token_embd.weight", [d, V], std: 1 / Double(config.embeddingScale))
         norm("output_norm.weight")
         if !config.tiedEmbeddings { matrix("output.weight", [d, V], std: inverseRootD) }
         for l in 0..<config.layerCount {

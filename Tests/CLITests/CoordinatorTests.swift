@@ -10,9 +10,9 @@ import XCTest
 final class CoordinatorTests: XCTestCase {
     func testEmbeddedDefaultGeneratesDeterministicallyWithASeed() throws {
         let args = ["--prompt", "Hello world", "--max-tokens", "12", "--seed", "5", "--json"]
-        let a = try run("grok-coordinator", args), b = try run("grok-coordinator", args)
+        let a = try launch("grok-coordinator", args), b = try launch("grok-coordinator", args)
         XCTAssertEqual(a.status, 0, a.stderr)
-        XCTAssertEqual(a.stdout, b.stdout)
+        XCTAssertEqual(strippingTimings(a.stdout), strippingTimings(b.stdout))
         let object = try JSONSerialization.jsonObject(with: Data(a.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((object["generated_tokens"] as! [Int]).count, 12)
         XCTAssertFalse((object["prompt_tokens"] as! [Int]).isEmpty)
@@ -24,10 +24,10 @@ final class CoordinatorTests: XCTestCase {
     func testLogitsOutRows() throws {
         let dir = try scratchDirectory(self)
         let path = dir + "/logits.npy"
-        var r = try run("grok-coordinator", ["--tokens", "1,39,389,34", "--max-tokens", "0", "--logits-out", path])
+        var r = try launch("grok-coordinator", ["--tokens", "1,39,389,34", "--max-tokens", "0", "--logits-out", path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try NPY.readFloat32(path).shape, [4, 512])
-        r = try run("grok-coordinator", ["--tokens", "1,39,389,34", "--max-tokens", "5", "--temperature", "0", "--ignore-eos", "--logits-out", path])
+        r = try launch("grok-coordinator", ["--tokens", "1,39,389,34", "--max-tokens", "5", "--temperature", "0", "--ignore-eos", "--logits-out", path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try NPY.readFloat32(path).shape, [8, 512])
     }
@@ -35,7 +35,7 @@ final class CoordinatorTests: XCTestCase {
     /// The official reference model through the binary: greedy tokens equal JAX's.
     func testReferenceModelGreedyThroughTheBinary() throws {
         let model = try XCTUnwrap(referenceModel)
-        let r = try run("grok-coordinator", ["--model", model, "--tokens", "1,39,389,34,400,364,173,290", "--max-tokens", "16",
+        let r = try launch("grok-coordinator", ["--model", model, "--tokens", "1,39,389,34,400,364,173,290", "--max-tokens", "16",
                                              "--temperature", "0", "--ignore-eos", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
@@ -43,10 +43,28 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(object["generated_tokens"] as! [Int], expected)
     }
 
-    func testPromptFileIsABatchAndStopStringsCut() throws {
+    /// A stop string ends the sequence and is cut from the text (greedy, so the run is known).
+    func testStopStringCutsTheText() throws {
+        let base = ["--prompt", "Hello world", "--max-tokens", "12", "--temperature", "0", "--ignore-eos", "--json"]
+        let full = try launch("grok-coordinator", base)
+        XCTAssertEqual(full.status, 0, full.stderr)
+        let text = (try JSONSerialization.jsonObject(with: Data(full.stdout.utf8)) as! [String: Any])["text"] as! String
+        XCTAssertGreaterThan(text.count, 4)
+        let stop = String(text.dropFirst(text.count / 2).prefix(2))
+        let cut = try launch("grok-coordinator", base + ["--stop", stop])
+        let o = try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(o["stop_reason"] as? String, "stop")
+        let expected = String(text[..<text.range(of: stop)!.lowerBound])
+        XCTAssertEqual(o["text"] as? String, expected)
+        // Streaming (no --json) prints the same cut text.
+        let streamed = try launch("grok-coordinator", Array(base.dropLast()) + ["--stop", stop])
+        XCTAssertEqual(streamed.stdout, expected + "\n")
+    }
+
+    func testPromptFileIsABatch() throws {
         let dir = try scratchDirectory(self)
         try "first prompt\nsecond, longer prompt here\nthird\n".write(toFile: dir + "/p.txt", atomically: true, encoding: .utf8)
-        let r = try run("grok-coordinator", ["--prompt-file", dir + "/p.txt", "--max-tokens", "6", "--seed", "1", "--json"])
+        let r = try launch("grok-coordinator", ["--prompt-file", dir + "/p.txt", "--max-tokens", "6", "--seed", "1", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = r.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 3)
@@ -65,23 +83,23 @@ final class CoordinatorTests: XCTestCase {
     }
 
     func testBadFlagsAndValues() throws {
-        assertOneLineError(try run("grok-coordinator", ["--bogus"]), mentions: ["--bogus"])
-        assertOneLineError(try run("grok-coordinator", ["--max-tokens", "abc"]), mentions: ["--max-tokens"])
-        assertOneLineError(try run("grok-coordinator", ["--top-p", "2"]), mentions: ["--top-p"])
-        assertOneLineError(try run("grok-coordinator", ["--tokens", "1,x"]), mentions: ["--tokens"])
-        assertOneLineError(try run("grok-coordinator", ["--threads", "0"]), mentions: ["--threads"])
-        assertOneLineError(try run("grok-coordinator", ["--prompt", "a", "--tokens", "1"]), mentions: ["--prompt"])
+        assertOneLineError(try launch("grok-coordinator", ["--bogus"]), mentions: ["--bogus"])
+        assertOneLineError(try launch("grok-coordinator", ["--max-tokens", "abc"]), mentions: ["--max-tokens"])
+        assertOneLineError(try launch("grok-coordinator", ["--top-p", "2"]), mentions: ["--top-p"])
+        assertOneLineError(try launch("grok-coordinator", ["--tokens", "1,x"]), mentions: ["--tokens"])
+        assertOneLineError(try launch("grok-coordinator", ["--threads", "0"]), mentions: ["--threads"])
+        assertOneLineError(try launch("grok-coordinator", ["--prompt", "a", "--tokens", "1"]), mentions: ["--prompt"])
     }
 
     func testPromptLongerThanTheContext() throws {
         let ids = (0..<300).map { _ in "5" }.joined(separator: ",")   // the embedded model's context is 256
-        assertOneLineError(try run("grok-coordinator", ["--tokens", ids]), mentions: ["300 tokens", "context length 256"])
-        assertOneLineError(try run("grok-coordinator", ["--tokens", "1,600"]), mentions: ["600", "vocabulary"])
+        assertOneLineError(try launch("grok-coordinator", ["--tokens", ids]), mentions: ["300 tokens", "context length 256"])
+        assertOneLineError(try launch("grok-coordinator", ["--tokens", "1,600"]), mentions: ["600", "vocabulary"])
     }
 
     func testMissingModelAndPromptFile() throws {
-        assertOneLineError(try run("grok-coordinator", ["--model", "/nonexistent/m.gguf"]), mentions: ["/nonexistent/m.gguf"])
-        assertOneLineError(try run("grok-coordinator", ["--prompt-file", "/nonexistent/p.txt"]), mentions: ["/nonexistent/p.txt"])
+        assertOneLineError(try launch("grok-coordinator", ["--model", "/nonexistent/m.gguf"]), mentions: ["/nonexistent/m.gguf"])
+        assertOneLineError(try launch("grok-coordinator", ["--prompt-file", "/nonexistent/p.txt"]), mentions: ["/nonexistent/p.txt"])
     }
 
     /// Broken model files, each made from a good one.
@@ -101,10 +119,10 @@ final class CoordinatorTests: XCTestCase {
         // Truncated in the data section and in the header.
         for cut in [bytes.count - 1000, 100] {
             let path = try variant("cut\(cut).gguf") { $0 = $0.prefix(cut) }
-            assertOneLineError(try run("grok-coordinator", ["--model", path]), mentions: [path])
+            assertOneLineError(try launch("grok-coordinator", ["--model", path]), mentions: [path])
         }
         let magic = try variant("magic.gguf") { $0[0] = UInt8(ascii: "X") }
-        assertOneLineError(try run("grok-coordinator", ["--model", magic]), mentions: [magic, "magic"])
+        assertOneLineError(try launch("grok-coordinator", ["--model", magic]), mentions: [magic, "magic"])
 
         // Locate the tensor-info records of the last tensor to corrupt its type and offset.
         let last = file.tensors.last!
@@ -112,18 +130,18 @@ final class CoordinatorTests: XCTestCase {
         let nameAt = bytes.range(of: Data(nameBytes), options: .backwards)!.upperBound
         let typeAt = nameAt + 4 + 8 * last.dims.count
         let dtype = try variant("dtype.gguf") { $0[typeAt] = 99 }
-        assertOneLineError(try run("grok-coordinator", ["--model", dtype]), mentions: [dtype, last.name, "99"])
+        assertOneLineError(try launch("grok-coordinator", ["--model", dtype]), mentions: [dtype, last.name, "99"])
         let offset = try variant("offset.gguf") { d in
             for i in 0..<8 { d[typeAt + 4 + i] = i == 3 ? 0x10 : 0 }   // 256 MiB past the data start
         }
-        assertOneLineError(try run("grok-coordinator", ["--model", offset]), mentions: [offset, last.name])
+        assertOneLineError(try launch("grok-coordinator", ["--model", offset]), mentions: [offset, last.name])
 
         // A missing tensor and a wrong shape, written as valid GGUF files.
         let missing = dir + "/missing.gguf", shape = dir + "/shape.gguf"
         try rewrite(file, to: missing) { name, dims in name == "blk.1.attn_k.weight" ? nil : dims }
-        assertOneLineError(try run("grok-coordinator", ["--model", missing]), mentions: [missing, "blk.1.attn_k.weight"])
+        assertOneLineError(try launch("grok-coordinator", ["--model", missing]), mentions: [missing, "blk.1.attn_k.weight"])
         try rewrite(file, to: shape) { name, dims in name == "blk.2.ffn_up_exps.weight" ? [dims[0], dims[1] / 2, dims[2] * 2] : dims }
-        assertOneLineError(try run("grok-coordinator", ["--model", shape]), mentions: [shape, "blk.2.ffn_up_exps.weight"])
+        assertOneLineError(try launch("grok-coordinator", ["--model", shape]), mentions: [shape, "blk.2.ffn_up_exps.weight"])
     }
 
     /// Copies `file`'s metadata and tensors, dropping (nil) or reshaping tensors.
@@ -140,7 +158,7 @@ final class CoordinatorTests: XCTestCase {
     // MARK: - Under mpirun
 
     func testUnderMPIEveryRankAgreesAndRankZeroReports() throws {
-        let single = try run("grok-coordinator", ["--prompt-file", try promptFile(), "--max-tokens", "8", "--temperature", "0", "--json"])
+        let single = try launch("grok-coordinator", ["--prompt-file", try promptFile(), "--max-tokens", "8", "--temperature", "0", "--json"])
         XCTAssertEqual(single.status, 0, single.stderr)
         let multi = try runUnderMPI(ranks: 3, ["--prompt-file", try promptFile(), "--max-tokens", "8", "--temperature", "0", "--json"])
         XCTAssertEqual(multi.status, 0, multi.stderr)

@@ -17,7 +17,7 @@ struct RunResult {
 }
 
 /// Runs `program` with `arguments`, killing it after `timeout` seconds (a hang fails the test).
-func run(_ program: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 120,
+func launch(_ program: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 120,
          file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
     let p = Process()
     p.executableURL = program.hasPrefix("/") ? URL(fileURLWithPath: program) : productsDirectory.appendingPathComponent(program)
@@ -28,10 +28,10 @@ func run(_ program: String, _ arguments: [String], environment: [String: String]
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
-    var outData = Data(), errData = Data()
+    let outData = Box(), errData = Box()
     let group = DispatchGroup()
-    group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter(); DispatchQueue.global().async { outData.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter(); DispatchQueue.global().async { errData.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     try p.run()
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }
@@ -41,9 +41,12 @@ func run(_ program: String, _ arguments: [String], environment: [String: String]
     }
     p.waitUntilExit()
     group.wait()
-    return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                     stderr: String(decoding: errData, as: UTF8.self))
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
+                     stderr: String(decoding: errData.data, as: UTF8.self))
 }
+
+/// A pipe's bytes, filled by the thread that drains it (read after the group is waited on).
+final class Box: @unchecked Sendable { var data = Data() }
 
 /// mpirun with the settings this machine needs (root, shared memory, oversubscription), or nil.
 let mpirun: String? = {
@@ -60,7 +63,7 @@ let mpiEnvironment = [
 
 func runUnderMPI(ranks: Int, _ arguments: [String], timeout: TimeInterval = 120) throws -> RunResult {
     guard let mpirun else { throw XCTSkip("mpirun is not installed") }
-    return try run(mpirun, ["--oversubscribe", "--timeout", "\(Int(timeout))", "-np", "\(ranks)",
+    return try launch(mpirun, ["--oversubscribe", "--timeout", "\(Int(timeout))", "-np", "\(ranks)",
                             productsDirectory.appendingPathComponent("grok-coordinator").path] + arguments,
                    environment: mpiEnvironment, timeout: timeout + 30)
 }

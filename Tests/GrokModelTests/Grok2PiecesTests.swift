@@ -17,9 +17,12 @@ final class Grok2PiecesTests: XCTestCase {
         XCTAssertEqual(gates.map(\.expert), [0, 3])
         XCTAssertEqual(Double(gates[0].gate), 1 / z, accuracy: 1e-6)
         XCTAssertEqual(Double(gates[1].gate), exp(capped[3] - capped[0]) / z, accuracy: 1e-6)
-        XCTAssertEqual(Double(gates[1].gate), 0.0022966, accuracy: 1e-6)
-        // Not renormalised: the two gates do not sum to 1 (llama.cpp would make them).
-        XCTAssertLessThan(gates[0].gate + gates[1].gate, 1)
+        XCTAssertEqual(Double(gates[1].gate), 0.0022989, accuracy: 1e-6)
+        // Not renormalised: the two gates keep their share of the softmax (llama.cpp would make them sum to 1).
+        let spread = GrokModel.routingGates(logits: [2, 1, 0.5, 1.5], softCap: 30, k: 2)
+        XCTAssertEqual(spread.map(\.expert), [0, 3])
+        XCTAssertEqual(spread[0].gate, 0.45451, accuracy: 1e-4)
+        XCTAssertEqual(spread[1].gate, 0.27614, accuracy: 1e-4)
         // Without the cap (Grok-1), expert 3's logit 30 is 30 below 60: its gate is e^-30.
         let uncapped = GrokModel.routingGates(logits: logits, softCap: 0, k: 2)
         XCTAssertEqual(Double(uncapped[1].gate), exp(-30.0), accuracy: 1e-15)
@@ -53,8 +56,8 @@ final class Grok2PiecesTests: XCTestCase {
     func testDenseMLPBesideMoEAndUntiedCappedHead() throws {
         let d = 32, f = 32, experts = 2, vocabulary = 3
         func values(_ count: Int, _ a: Double, _ b: Double) -> [Float] { (0..<count).map { Float(a * sin(Double($0) * b + a)) } }
-        let embedding = values(vocabulary * d, 1.0, 0.37)
-        let head = values(vocabulary * d, 4.0, 0.11)          // large enough that the cap at 50 bites
+        let embedding = values(vocabulary * d, 0.05, 0.37)
+        let head = values(vocabulary * d, 24.0, 0.11)          // large enough that the cap at 50 bites
         let gate = values(f * d, 0.02, 0.05), up = values(f * d, 0.03, 0.07), down = values(d * f, 0.02, 0.13)
         let dGate = values(f * d, 0.015, 0.03), dUp = values(f * d, 0.025, 0.09), dDown = values(d * f, 0.01, 0.17)
         let ones = [Float](repeating: 1, count: d)
@@ -96,7 +99,11 @@ final class Grok2PiecesTests: XCTestCase {
             return x.map { $0 / s }
         }
         func matvec(_ m: [Float], _ x: [Double], rows: Int) -> [Double] {
-            (0..<rows).map { r in (0..<x.count).map { Double(m[r * x.count + $0]) * x[$0] }.reduce(0, +) }
+            var y = [Double](repeating: 0, count: rows)
+            for r in 0..<rows {
+                for c in x.indices { y[r] += Double(m[r * x.count + c]) * x[c] }
+            }
+            return y
         }
         func geluErf(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
         func ffn(_ g: [Float], _ u: [Float], _ dn: [Float], _ x: [Double]) -> [Double] {
@@ -104,7 +111,7 @@ final class Grok2PiecesTests: XCTestCase {
             return matvec(dn, a, rows: d)
         }
         let token = 2
-        let h = (0..<d).map { Double(embedding[token * d + $0]) * 2 }
+        let h = (0..<d).map { Double(embedding[token * d + $0]) * 2 }   // embedding_scale 2
         let x = rms(h)
         let moe = ffn(gate, up, down, x).map { $0 / Double(experts) }   // gate = softmax of equal logits = 1/E
         let mixed = zip(ffn(dGate, dUp, dDown, x), moe).map { ($0 + $1) / 2.0.squareRoot() }
@@ -115,8 +122,9 @@ final class Grok2PiecesTests: XCTestCase {
         for v in 0..<vocabulary { XCTAssertEqual(logits[v], expected[v], accuracy: 1e-4 * max(1, abs(expected[v]))) }
         XCTAssertGreaterThan(expected.map(abs).max()!, 20, "the final cap is exercised")
         // The hand model is sensitive to the pieces: without 1/√2 the result moves well past the tolerance.
-        let noScale = matvec(head, rms(zip(h, rms(zip(ffn(dGate, dUp, dDown, x), moe).map { $0 + $1 })).map { $0 + $1 }), rows: vocabulary)
-            .map { Float(50 * tanh($0 * 0.5 / 50)) }
+        let unscaled: [Double] = zip(ffn(dGate, dUp, dDown, x), moe).map { $0 + $1 }
+        let h2Unscaled: [Double] = zip(h, rms(unscaled)).map { $0 + $1 }
+        let noScale = matvec(head, rms(h2Unscaled), rows: vocabulary).map { Float(50 * tanh($0 * 0.5 / 50)) }
         XCTAssertGreaterThan(zip(noScale, expected).map { abs($0 - $1) }.max()!, 1e-2)
     }
 }

@@ -72,7 +72,7 @@ final class SamplerTests: XCTestCase {
     func testNPYRoundTrip() throws {
         let path = NSTemporaryDirectory() + "/npy-\(UUID().uuidString).npy"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try NPY.write([1, 2, 3, 4, 5, 6], shape: [2, 3], to: path)
+        try NPY.write([1, 2, 3, 4, 5, 6] as [Float], shape: [2, 3], to: path)
         let back = try NPY.readFloat32(path)
         XCTAssertEqual(back.shape, [2, 3])
         XCTAssertEqual(back.values, [1, 2, 3, 4, 5, 6])
