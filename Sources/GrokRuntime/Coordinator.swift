@@ -103,7 +103,8 @@ public final class CoordinatorRun {
             guard let tokenizer else {
                 throw GenerationError("\(model.file.path): the model carries no tokenizer (tokenizer.ggml.*); give --tokens")
             }
-            return tokenizer.encode(text, addBOS: configuration.addBOS ?? false)
+            // Special tokens written in the prompt (e.g. Grok-2's <|separator|>) become their ids, as in llama.cpp.
+            return tokenizer.encode(text, addBOS: configuration.addBOS ?? tokenizer.addsBOSByDefault, parseSpecial: true)
         }
         let prompts: [[Int32]]
         switch configuration.prompt {

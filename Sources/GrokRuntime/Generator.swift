@@ -157,7 +157,7 @@ struct TextStream {
     private var stopped = false
 
     init(tokenizer: (any Tokenizer)?, stops: [String]) {
-        decoder = tokenizer.map { StreamingDecoder(tokenizer: $0) }
+        decoder = tokenizer.map { StreamingDecoder(tokenizer: $0, stripLeadingSpace: false) }  // a continuation keeps its first space
         self.stops = stops.filter { !$0.isEmpty }
     }
 

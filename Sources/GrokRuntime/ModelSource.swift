@@ -29,7 +29,8 @@ public enum ModelSource {
             merges: try file.stringArray("tokenizer.ggml.merges"),
             bosID: try id("tokenizer.ggml.bos_token_id"), eosID: try id("tokenizer.ggml.eos_token_id"),
             unknownID: try id("tokenizer.ggml.unknown_token_id"), paddingID: try id("tokenizer.ggml.padding_token_id"),
-            addBOS: try file.bool("tokenizer.ggml.add_bos_token") ?? false)
+            addBOS: try file.bool("tokenizer.ggml.add_bos_token") ?? false,
+            addSpacePrefix: try file.bool("tokenizer.ggml.add_space_prefix") ?? true)
         do {
             return try makeTokenizer(vocabulary)
         } catch let error as TokenizerError {

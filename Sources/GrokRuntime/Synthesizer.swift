@@ -130,6 +130,7 @@ public enum Synthesizer {
         if let id = v.unknownID { w.set("tokenizer.ggml.unknown_token_id", .uint32(UInt32(id))) }
         if let id = v.paddingID { w.set("tokenizer.ggml.padding_token_id", .uint32(UInt32(id))) }
         w.set("tokenizer.ggml.add_bos_token", .bool(v.addBOS))
+        if v.model == "llama" { w.set("tokenizer.ggml.add_space_prefix", .bool(v.addSpacePrefix)) }
         w.set("tokenizer.ggml.add_eos_token", .bool(false))
     }
 
