@@ -20,6 +20,18 @@ public struct ForwardBatch: Sendable {
     }
 
     public var count: Int { tokens.count }
+
+    /// Maximal runs of batch rows that belong to one sequence at consecutive positions.
+    static func runs(slots: [Int], positions: [Int]) -> [Range<Int>] {
+        guard !slots.isEmpty else { return [] }
+        var runs: [Range<Int>] = []
+        var start = 0
+        for i in 1...slots.count where i == slots.count || slots[i] != slots[i - 1] || positions[i] != positions[i - 1] + 1 {
+            runs.append(start..<i)
+            start = i
+        }
+        return runs
+    }
 }
 
 /// An input the model cannot run: one line naming what and why.
@@ -171,36 +183,35 @@ public final class GrokModel {
             cache.values(layer: l, slot: batch.slots[t]).advanced(by: p * kvRow).update(from: v[row: t], count: kvRow)
         }
 
+        // Queries of one sequence at consecutive positions form a run that shares its keys: per
+        // (run, head), scores S[m, p_last+1] = Q·Kᵀ and the output O = softmax(S)·V are two
+        // sgemm calls (OpenBLAS single-threaded; runs and heads spread over the pool).
         let out = FloatBuffer(rows: n, columns: heads * hd)     // [N, Hl·hd] attention-weighted values
+        let runs = ForwardBatch.runs(slots: batch.slots, positions: batch.positions)
         let group = config.queriesPerKVHead
         let scale = config.attentionScale, cap = config.attentionSoftCap
         let temperatureLength = config.attentionTemperatureLength
         let firstHead = plan.queryHeads.lowerBound, firstKVHead = plan.kvHeads.lowerBound
-        pool.parallelChunks(n * heads) { range in
-            var scores = [Float](repeating: 0, count: cache.capacity)
-            scores.withUnsafeMutableBufferPointer { s in
-                for index in range {
-                    let t = index / heads, head = index % heads
-                    let kvHead = (firstHead + head) / group - firstKVHead
-                    let p = batch.positions[t]
-                    let query = q[row: t] + head * hd
-                    let keys = cache.keys(layer: l, slot: batch.slots[t]) + kvHead * hd
-                    let values = cache.values(layer: l, slot: batch.slots[t]) + kvHead * hd
-                    let temperature = Grok2.attentionTemperature(position: p, length: temperatureLength)
-                    for j in 0...p {  // causal: keys at positions 0...p of this sequence
-                        let key = keys + j * kvRow
-                        var dot: Float = 0
-                        for i in 0..<hd { dot += query[i] * key[i] }
-                        s[j] = Ops.softCap(dot * scale, cap) * temperature
-                    }
-                    Ops.softmax(s.baseAddress!, count: p + 1)
-                    let o = out[row: t] + head * hd
-                    for j in 0...p {
-                        let weight = s[j], value = values + j * kvRow
-                        for i in 0..<hd { o[i] += weight * value[i] }
-                    }
-                }
+        pool.parallelFor(runs.count * heads) { index in
+            let run = runs[index / heads], head = index % heads
+            let kvHead = (firstHead + head) / group - firstKVHead
+            let m = run.count, first = batch.positions[run.lowerBound], keysCount = first + m
+            let slot = batch.slots[run.lowerBound]
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: m * keysCount)   // [m, keysCount]
+            defer { scores.deallocate() }
+            BLAS.sgemm(m: m, n: keysCount, k: hd, a: q[row: run.lowerBound] + head * hd, lda: heads * hd,
+                       b: cache.keys(layer: l, slot: slot) + kvHead * hd, ldb: kvRow, transposeB: true,
+                       c: scores, ldc: keysCount)
+            for i in 0..<m {
+                let p = first + i, row = scores + i * keysCount
+                let temperature = Grok2.attentionTemperature(position: p, length: temperatureLength)
+                for j in 0...p { row[j] = Ops.softCap(row[j] * scale, cap) * temperature }
+                Ops.softmax(row, count: p + 1)
+                for j in (p + 1)..<keysCount { row[j] = 0 }   // causal: later positions get no weight
             }
+            BLAS.sgemm(m: m, n: hd, k: keysCount, a: scores, lda: keysCount,
+                       b: cache.values(layer: l, slot: slot) + kvHead * hd, ldb: kvRow, transposeB: false,
+                       c: out[row: run.lowerBound] + head * hd, ldc: heads * hd)
         }
         let a = FloatBuffer(rows: n, columns: config.modelWidth)  // [N, d]
         Kernels.matmul(w.attentionOutput, x: out.pointer, n: n, y: a.pointer, pool: pool)
