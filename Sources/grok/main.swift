@@ -6,7 +6,6 @@ import GrokModel
 import GrokRuntime
 import GrokTensor
 
-@main
 struct Grok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grok",
@@ -127,4 +126,18 @@ struct Bench: ParsableCommand {
             }
         }
     }
+}
+
+// One line per error (help text aside), like grok-coordinator.
+do {
+    var command = try Grok.parseAsRoot()
+    try command.run()
+} catch {
+    let code = Grok.exitCode(for: error)
+    if code == .success {
+        print(Grok.fullMessage(for: error))
+    } else {
+        FileHandle.standardError.write(Data("error: \(Grok.message(for: error))\n".utf8))
+    }
+    exit(code.rawValue)
 }
