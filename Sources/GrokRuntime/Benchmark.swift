@@ -18,15 +18,20 @@ public enum Benchmark {
         public var fractionOfFloor: Double { Double(activeBytesPerToken) * decodeTokensPerSecond / bandwidth }
     }
 
-    /// The benchmark shape: a Grok-1 layout (width 1024, 8/2 heads of 128, 8 experts × 4096,
-    /// vocabulary 4096) with as many layers as make the file about `targetBytes` at `dtype`.
+    /// The benchmark shape: a Grok-1 layout with rows as long as the real model's (width 4096;
+    /// 32/8 heads of 128; 8 experts, top-2; vocabulary 4096). The expert width (4096, halved
+    /// while one layer would not fit) and the layer count make the file about `targetBytes` at `dtype`.
     public static func config(dtype: DType, targetBytes: Int) -> ModelConfig {
         var c = Grok1.small
+        c.modelWidth = 4096
+        c.queryHeads = 32
+        c.kvHeads = 8
         c.expertFFNWidth = 4096
         c.layerCount = 1
-        let perLayer = dtype.rowBytes(c.parameterCount - c.vocabularySize * c.modelWidth - c.modelWidth)
+        func layerBytes() -> Int { dtype.rowBytes(c.parameterCount - c.vocabularySize * c.modelWidth - c.modelWidth) }
         let fixed = dtype.rowBytes(c.vocabularySize * c.modelWidth)
-        c.layerCount = max(1, Int((Double(targetBytes - fixed) / Double(perLayer)).rounded()))
+        while c.expertFFNWidth > 512 && fixed + layerBytes() > targetBytes { c.expertFFNWidth /= 2 }
+        c.layerCount = max(1, Int((Double(targetBytes - fixed) / Double(layerBytes())).rounded()))
         return c
     }
 
@@ -35,7 +40,8 @@ public enum Benchmark {
                            promptTokens: Int, decodeTokens: Int, bandwidth: Double,
                            log: (String) -> Void) throws -> Row {
         let config = self.config(dtype: dtype, targetBytes: targetBytes)
-        let path = (directory as NSString).appendingPathComponent("bench-\(config.layerCount)L-\(dtype.name.lowercased()).gguf")
+        let path = (directory as NSString).appendingPathComponent(
+            "bench-d\(config.modelWidth)-f\(config.expertFFNWidth)-\(config.layerCount)L-\(dtype.name.lowercased()).gguf")
         if !FileManager.default.fileExists(atPath: path) {
             log("synthesizing \(path) …\n")
             try Synthesizer.write(config, dtype: dtype, seed: 7, name: "bench-\(dtype.name)", to: path + ".tmp")
