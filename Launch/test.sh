@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash Launch/setup.sh
 source Launch/env.sh
 swift build --build-tests
-swift test --skip-build
+swift test --skip-build --disable-swift-testing
