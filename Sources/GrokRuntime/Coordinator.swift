@@ -66,9 +66,10 @@ public final class CoordinatorRun {
             var options = configuration.generation
             options.recordLogits = configuration.logitsOut != nil
             let generator = Generator(model: model, tokenizer: tokenizer)
-            let (results, timings) = try agree {
-                try generator.generate(prompts: mine.map { prompts[$0] }, options: options,
-                                       onText: stream ? { _, text in self.standardOutput(text) } : nil)
+            let (results, timings) = try agree { () -> ([SequenceResult], GenerationTimings) in
+                if mine.isEmpty { return ([], GenerationTimings()) }   // more ranks than prompts
+                return try generator.generate(prompts: mine.map { prompts[$0] }, options: options,
+                                              onText: stream ? { _, text in self.standardOutput(text) } : nil)
             }
             // 4. Rank 0 gathers and prints.
             let all = try gather(results.enumerated().map { WireResult(sequence: mine[$0.offset], result: $0.element) })

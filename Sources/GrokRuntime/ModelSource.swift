@@ -6,11 +6,19 @@ import GrokTokenizer
 
 /// Opening a model for a run: the GGUF file, its configuration and tokenizer.
 public enum ModelSource {
-    /// The embedded default: a tiny Grok-1 synthesized deterministically (seed 1) into a private
-    /// temporary file that is unlinked once mapped.
+    /// The embedded default's shape: Grok-1 tiny (width 256, 4 layers, 8 experts top-2, context
+    /// 256) with a 4096-piece vocabulary, so that sampled text is mostly word pieces, not raw bytes.
+    public static let embeddedConfig: ModelConfig = {
+        var c = Grok1.tiny
+        c.vocabularySize = 4096
+        return c
+    }()
+
+    /// The embedded default: `embeddedConfig` synthesized deterministically (seed 1) into a
+    /// private temporary file that is unlinked once mapped.
     public static func embeddedDefault(directory: String = NSTemporaryDirectory()) throws -> GGUFFile {
         let path = (directory as NSString).appendingPathComponent("grokcluster-default-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).gguf")
-        try Synthesizer.write(Grok1.tiny, dtype: .f32, seed: 1, name: "grokcluster-embedded-default", to: path)
+        try Synthesizer.write(embeddedConfig, dtype: .f32, seed: 1, name: "grokcluster-embedded-default", to: path)
         defer { unlink(path) }
         return try GGUFFile(path: path)
     }

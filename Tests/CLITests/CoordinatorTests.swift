@@ -26,10 +26,10 @@ final class CoordinatorTests: XCTestCase {
         let path = dir + "/logits.npy"
         var r = try launch("grok-coordinator", ["--tokens", "1,39,389,34", "--max-tokens", "0", "--logits-out", path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(try NPY.readFloat32(path).shape, [4, 512])
+        XCTAssertEqual(try NPY.readFloat32(path).shape, [4, 4096])
         r = try launch("grok-coordinator", ["--tokens", "1,39,389,34", "--max-tokens", "5", "--temperature", "0", "--ignore-eos", "--logits-out", path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(try NPY.readFloat32(path).shape, [8, 512])
+        XCTAssertEqual(try NPY.readFloat32(path).shape, [8, 4096])
     }
 
     /// The official reference model through the binary: greedy tokens equal JAX's.
@@ -94,7 +94,7 @@ final class CoordinatorTests: XCTestCase {
     func testPromptLongerThanTheContext() throws {
         let ids = (0..<300).map { _ in "5" }.joined(separator: ",")   // the embedded model's context is 256
         assertOneLineError(try launch("grok-coordinator", ["--tokens", ids]), mentions: ["300 tokens", "context length 256"])
-        assertOneLineError(try launch("grok-coordinator", ["--tokens", "1,600"]), mentions: ["600", "vocabulary"])
+        assertOneLineError(try launch("grok-coordinator", ["--tokens", "1,4096"]), mentions: ["4096", "vocabulary"])
     }
 
     func testMissingModelAndPromptFile() throws {
@@ -163,6 +163,15 @@ final class CoordinatorTests: XCTestCase {
         let multi = try runUnderMPI(ranks: 3, ["--prompt-file", try promptFile(), "--max-tokens", "8", "--temperature", "0", "--json"])
         XCTAssertEqual(multi.status, 0, multi.stderr)
         XCTAssertEqual(strippingTimings(multi.stdout), strippingTimings(single.stdout), "same tokens and text on 3 ranks as on one")
+    }
+
+    /// More ranks than prompts: the idle rank still takes part, and the text streams from rank 0.
+    func testUnderMPIOnePromptOnTwoRanks() throws {
+        let args = ["--prompt", "Hello", "--max-tokens", "6", "--temperature", "0"]
+        let single = try launch("grok-coordinator", args)
+        let multi = try runUnderMPI(ranks: 2, args)
+        XCTAssertEqual(multi.status, 0, multi.stderr)
+        XCTAssertEqual(multi.stdout, single.stdout)
     }
 
     func testUnderMPIBadInputIsOneLineFromRankZero() throws {
