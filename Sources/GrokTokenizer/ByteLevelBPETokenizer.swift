@@ -9,19 +9,13 @@
 // Pre-tokens are memoised within one `encode` call.
 
 public final class ByteLevelBPETokenizer: Tokenizer {
-    public let vocabularySize: Int
-    public let bosID: Int32?
-    public let eosID: Int32?
-    public let unknownID: Int32?
-    public let paddingID: Int32?
-    public let addsBOSByDefault: Bool
-
-    private let pieces: [String]
-    private let types: [TokenType]
-    private let tokenBytes: [[UInt8]]
-    private let pieceIDs: [String: Int32]
-    /// Byte value -> id of its single-byte token.
-    private let byteTokens: [Int32]
+    let table: VocabularyTable
+    public var vocabularySize: Int { table.count }
+    public var bosID: Int32? { table.bosID }
+    public var eosID: Int32? { table.eosID }
+    public var unknownID: Int32? { table.unknownID }
+    public var paddingID: Int32? { table.paddingID }
+    public var addsBOSByDefault: Bool { table.addsBOS }
     /// (left token, right token) -> (-rank, merged token).
     private let pairTable: [UInt64: PairEntry]
     private let userDefined: PieceMatcher
@@ -32,36 +26,18 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         if let pre = v.pre, pre != "grok-2" {
             throw TokenizerError.unsupportedPreTokenizer(model: v.model, pre: pre)
         }
-        let types = try validateCommon(v)
         guard let merges = v.merges else {
+            _ = try validateCommon(v)   // a broken vocabulary is reported before a missing merge list
             throw TokenizerError.missingField(field: "tokenizer.ggml.merges", model: "gpt2",
                                               need: "the BPE merge list (\"left right\" in priority order)")
         }
-        let n = v.tokens.count
-        vocabularySize = n
-        bosID = v.bosID
-        eosID = v.eosID
-        unknownID = v.unknownID
-        paddingID = v.paddingID
-        addsBOSByDefault = v.addBOS
-        pieces = v.tokens
-        self.types = types
+        // User-defined pieces stand for their own text; the others are GPT-2 byte-to-unicode strings.
+        table = try VocabularyTable(v, bytePiece: { GPT2Bytes.string(for: [$0]) },
+                                    decode: { piece, type in type == .userDefined ? Array(piece.utf8) : GPT2Bytes.bytes(for: piece) })
+        let ids = table.pieceIDs, types = table.types, n = table.count
 
-        var ids: [String: Int32] = [:]
-        ids.reserveCapacity(n)
-        for (i, t) in v.tokens.enumerated() where !t.isEmpty { ids[t] = Int32(i) }
-        pieceIDs = ids
-
-        var bt = [Int32](repeating: -1, count: 256)
-        for b in 0..<256 {
-            let name = GPT2Bytes.string(for: [UInt8(b)])
-            guard let id = ids[name] else { throw TokenizerError.missingBytePiece(byte: UInt8(b), expectedPiece: name) }
-            bt[b] = id
-        }
-        byteTokens = bt
-
-        var table: [UInt64: PairEntry] = [:]
-        table.reserveCapacity(merges.count)
+        var pairs: [UInt64: PairEntry] = [:]
+        pairs.reserveCapacity(merges.count)
         for (rank, m) in merges.enumerated() {
             let parts = m.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
@@ -78,26 +54,14 @@ public final class ByteLevelBPETokenizer: Tokenizer {
                 throw TokenizerError.invalidMerge(index: rank, merge: m, reason: "\(quoted(left + right)) is not a token")
             }
             let key = pairKey(l, r)
-            if table[key] == nil { table[key] = PairEntry(priority: -Double(rank), result: result) }
+            if pairs[key] == nil { pairs[key] = PairEntry(priority: -Double(rank), result: result) }
         }
-        pairTable = table
+        pairTable = pairs
 
-        var tb: [[UInt8]] = []
-        tb.reserveCapacity(n)
         var ud = PieceMatcher()
         var sp = PieceMatcher()
         for i in 0..<n {
             let t = v.tokens[i]
-            switch types[i] {
-            case .control, .unknown, .unused:
-                tb.append([])
-            case .userDefined:
-                tb.append(Array(t.utf8))
-            case .byte:
-                if let b = parseBytePiece(t) { tb.append([b]) } else { tb.append(GPT2Bytes.bytes(for: t)) }
-            case .normal, .undefined:
-                tb.append(GPT2Bytes.bytes(for: t))
-            }
             if t.isEmpty { continue }
             let scalars = t.unicodeScalars.map { $0.value }
             switch types[i] {
@@ -110,27 +74,14 @@ public final class ByteLevelBPETokenizer: Tokenizer {
                 break
             }
         }
-        tokenBytes = tb
         userDefined = ud
         specials = sp
     }
 
-    public func bytes(of id: Int32) -> [UInt8] {
-        guard id >= 0 && Int(id) < vocabularySize else { return [] }
-        return tokenBytes[Int(id)]
-    }
-
-    public func piece(of id: Int32) -> String {
-        guard id >= 0 && Int(id) < vocabularySize else { return "" }
-        return pieces[Int(id)]
-    }
-
-    public func tokenType(of id: Int32) -> TokenType {
-        guard id >= 0 && Int(id) < vocabularySize else { return .undefined }
-        return types[Int(id)]
-    }
-
-    public func id(ofPiece piece: String) -> Int32? { pieceIDs[piece] }
+    public func bytes(of id: Int32) -> [UInt8] { table.contains(id) ? table.tokenBytes[Int(id)] : [] }
+    public func piece(of id: Int32) -> String { table.contains(id) ? table.pieces[Int(id)] : "" }
+    public func tokenType(of id: Int32) -> TokenType { table.contains(id) ? table.types[Int(id)] : .undefined }
+    public func id(ofPiece piece: String) -> Int32? { table.pieceIDs[piece] }
 
     public func encode(_ text: String, addBOS: Bool) -> [Int32] {
         encode(text, addBOS: addBOS, parseSpecial: false)
@@ -181,7 +132,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     }
 
     private func mergeWord(_ bytes: [UInt8], workspace w: inout MergeWorkspace) -> [Int32] {
-        w.run(bytes.map { byteTokens[Int($0)] }, table: pairTable)
+        w.run(bytes.map { table.byteTokens[Int($0)] }, table: pairTable)
         var out: [Int32] = []
         var i: Int32 = 0
         while i >= 0 && Int(i) < bytes.count {

@@ -37,21 +37,16 @@
 // the whole run, and chunks are memoised within one `encode` call.
 
 public final class SentencePieceTokenizer: Tokenizer {
-    public let vocabularySize: Int
-    public let bosID: Int32?
-    public let eosID: Int32?
-    public let unknownID: Int32?
-    public let paddingID: Int32?
-    public let addsBOSByDefault: Bool
+    let table: VocabularyTable
+    public var vocabularySize: Int { table.count }
+    public var bosID: Int32? { table.bosID }
+    public var eosID: Int32? { table.eosID }
+    public var unknownID: Int32? { table.unknownID }
+    public var paddingID: Int32? { table.paddingID }
+    public var addsBOSByDefault: Bool { table.addsBOS }
     public let addSpacePrefix: Bool
 
-    private let pieces: [String]
-    private let types: [TokenType]
     private let scores: [Float]
-    private let tokenBytes: [[UInt8]]
-    private let pieceIDs: [String: Int32]
-    /// Byte value -> id of its "<0xXX>" piece.
-    private let byteTokens: [Int32]
     /// Scalar value -> merge symbol: a token id when the one-character piece is mergeable, otherwise a virtual
     /// id >= vocabularySize for characters that only occur as halves of a mergeable piece.
     private let charSymbols: [UInt32: Int32]
@@ -64,56 +59,23 @@ public final class SentencePieceTokenizer: Tokenizer {
 
     public init(_ v: TokenizerVocabulary) throws {
         guard v.model == "llama" else { throw TokenizerError.unsupportedModel(v.model) }
-        let types = try validateCommon(v)
         guard let scores = v.scores else {
+            _ = try validateCommon(v)   // a broken vocabulary is reported before missing scores
             throw TokenizerError.missingField(field: "tokenizer.ggml.scores", model: "llama",
                                               need: "one merge score per token")
         }
-        let n = v.tokens.count
-        vocabularySize = n
-        bosID = v.bosID
-        eosID = v.eosID
-        unknownID = v.unknownID
-        paddingID = v.paddingID
-        addsBOSByDefault = v.addBOS
+        // "▁" stands for a space; a byte token not named <0xXX> stands for its own text.
+        table = try VocabularyTable(v, bytePiece: bytePieceName, decode: { piece, type in
+            if type == .byte { return Array(piece.utf8) }
+            var out: [UInt8] = []
+            for u in piece.unicodeScalars {
+                if u.value == 0x2581 { out.append(0x20) } else { appendUTF8(u.value, to: &out) }
+            }
+            return out
+        })
+        let types = table.types, n = table.count
         addSpacePrefix = v.addSpacePrefix
-        pieces = v.tokens
-        self.types = types
         self.scores = scores
-
-        var ids: [String: Int32] = [:]
-        ids.reserveCapacity(n)
-        for (i, t) in v.tokens.enumerated() where !t.isEmpty { ids[t] = Int32(i) }
-        pieceIDs = ids
-
-        var bt = [Int32](repeating: -1, count: 256)
-        for b in 0..<256 {
-            let name = bytePieceName(UInt8(b))
-            guard let id = ids[name] else {
-                throw TokenizerError.missingBytePiece(byte: UInt8(b), expectedPiece: name)
-            }
-            bt[b] = id
-        }
-        byteTokens = bt
-
-        // Decoded bytes of every token.
-        var tb: [[UInt8]] = []
-        tb.reserveCapacity(n)
-        for i in 0..<n {
-            switch types[i] {
-            case .control, .unknown, .unused:
-                tb.append([])
-            case .byte:
-                if let b = parseBytePiece(v.tokens[i]) { tb.append([b]) } else { tb.append(Array(v.tokens[i].utf8)) }
-            case .normal, .undefined, .userDefined:
-                var out: [UInt8] = []
-                for u in v.tokens[i].unicodeScalars {
-                    if u.value == 0x2581 { out.append(0x20) } else { appendUTF8(u.value, to: &out) }
-                }
-                tb.append(out)
-            }
-        }
-        tokenBytes = tb
 
         // Merge tables over mergeable pieces.
         var scalarsOf: [[UInt32]] = []
@@ -178,27 +140,14 @@ public final class SentencePieceTokenizer: Tokenizer {
 
     public var stripsLeadingSpaceOnDecode: Bool { addSpacePrefix }
 
-    public func bytes(of id: Int32) -> [UInt8] {
-        guard id >= 0 && Int(id) < vocabularySize else { return [] }
-        return tokenBytes[Int(id)]
-    }
-
-    public func piece(of id: Int32) -> String {
-        guard id >= 0 && Int(id) < vocabularySize else { return "" }
-        return pieces[Int(id)]
-    }
+    public func bytes(of id: Int32) -> [UInt8] { table.contains(id) ? table.tokenBytes[Int(id)] : [] }
+    public func piece(of id: Int32) -> String { table.contains(id) ? table.pieces[Int(id)] : "" }
+    public func tokenType(of id: Int32) -> TokenType { table.contains(id) ? table.types[Int(id)] : .undefined }
+    public func id(ofPiece piece: String) -> Int32? { table.pieceIDs[piece] }
 
     public func score(of id: Int32) -> Float {
-        guard id >= 0 && Int(id) < vocabularySize else { return 0 }
-        return scores[Int(id)]
+        table.contains(id) ? scores[Int(id)] : 0
     }
-
-    public func tokenType(of id: Int32) -> TokenType {
-        guard id >= 0 && Int(id) < vocabularySize else { return .undefined }
-        return types[Int(id)]
-    }
-
-    public func id(ofPiece piece: String) -> Int32? { pieceIDs[piece] }
 
     public func encode(_ text: String, addBOS: Bool) -> [Int32] {
         encode(text, addBOS: addBOS, parseSpecial: false)
@@ -287,7 +236,7 @@ public final class SentencePieceTokenizer: Tokenizer {
                 // Not a piece: necessarily a single character (merges only produce pieces). Byte fallback.
                 buf.removeAll(keepingCapacity: true)
                 appendUTF8(chunk[Int(i)], to: &buf)
-                for b in buf { out.append(byteTokens[Int(b)]) }
+                for b in buf { out.append(table.byteTokens[Int(b)]) }
             }
             i = w.next[Int(i)]
         }

@@ -106,6 +106,51 @@ public func makeTokenizer(_ v: TokenizerVocabulary) throws -> any Tokenizer {
 }
 
 /// Checks shared by both models; returns the resolved token types (inferred when the GGUF has none).
+/// What both tokenizer models index the same way: the validated token types, the special ids,
+/// piece → id, each token's decoded bytes, and the token of every single byte (byte fallback or
+/// byte-level BPE).
+struct VocabularyTable: Sendable {
+    let pieces: [String]
+    let types: [TokenType]
+    let pieceIDs: [String: Int32]
+    let tokenBytes: [[UInt8]]       // control, unknown and unused tokens decode to nothing
+    let byteTokens: [Int32]         // byte value -> id of its single-byte token
+    let bosID: Int32?, eosID: Int32?, unknownID: Int32?, paddingID: Int32?
+    let addsBOS: Bool
+
+    /// `bytePiece(b)` is the vocabulary string of byte b's token; `decode(piece, type)` gives the
+    /// bytes of a normal, user-defined or undefined token (and of a byte token not named <0xXX>).
+    init(_ v: TokenizerVocabulary, bytePiece: (UInt8) -> String, decode: (String, TokenType) -> [UInt8]) throws {
+        let types = try validateCommon(v)
+        var ids: [String: Int32] = [:]
+        ids.reserveCapacity(v.tokens.count)
+        for (i, t) in v.tokens.enumerated() where !t.isEmpty { ids[t] = Int32(i) }
+        byteTokens = try (0..<256).map { b in
+            let name = bytePiece(UInt8(b))
+            guard let id = ids[name] else { throw TokenizerError.missingBytePiece(byte: UInt8(b), expectedPiece: name) }
+            return id
+        }
+        tokenBytes = zip(v.tokens, types).map { piece, type in
+            switch type {
+            case .control, .unknown, .unused: return []
+            case .byte: return parseBytePiece(piece).map { [$0] } ?? decode(piece, type)
+            case .normal, .undefined, .userDefined: return decode(piece, type)
+            }
+        }
+        pieces = v.tokens
+        self.types = types
+        pieceIDs = ids
+        bosID = v.bosID
+        eosID = v.eosID
+        unknownID = v.unknownID
+        paddingID = v.paddingID
+        addsBOS = v.addBOS
+    }
+
+    var count: Int { pieces.count }
+    func contains(_ id: Int32) -> Bool { id >= 0 && Int(id) < pieces.count }
+}
+
 func validateCommon(_ v: TokenizerVocabulary) throws -> [TokenType] {
     let n = v.tokens.count
     if n == 0 { throw TokenizerError.emptyVocabulary }
