@@ -199,9 +199,15 @@ public final class GrokModel {
             let slot = batch.slots[run.lowerBound]
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: m * keysCount)   // [m, keysCount]
             defer { scores.deallocate() }
-            BLAS.sgemm(m: m, n: keysCount, k: hd, a: q[row: run.lowerBound] + head * hd, lda: heads * hd,
-                       b: cache.keys(layer: l, slot: slot) + kvHead * hd, ldb: kvRow, transposeB: true,
-                       c: scores, ldc: keysCount)
+            let keys = cache.keys(layer: l, slot: slot) + kvHead * hd
+            let values = cache.values(layer: l, slot: slot) + kvHead * hd
+            let query = q[row: run.lowerBound] + head * hd, output = out[row: run.lowerBound] + head * hd
+            if m == 1 {  // decode: one query, matrix-vector products (no sgemm packing)
+                BLAS.sgemv(m: keysCount, n: hd, a: keys, lda: kvRow, transposeA: false, x: query, y: scores)
+            } else {
+                BLAS.sgemm(m: m, n: keysCount, k: hd, a: query, lda: heads * hd, b: keys, ldb: kvRow, transposeB: true,
+                           c: scores, ldc: keysCount)
+            }
             for i in 0..<m {
                 let p = first + i, row = scores + i * keysCount
                 let temperature = Grok2.attentionTemperature(position: p, length: temperatureLength)
@@ -209,9 +215,12 @@ public final class GrokModel {
                 Ops.softmax(row, count: p + 1)
                 for j in (p + 1)..<keysCount { row[j] = 0 }   // causal: later positions get no weight
             }
-            BLAS.sgemm(m: m, n: hd, k: keysCount, a: scores, lda: keysCount,
-                       b: cache.values(layer: l, slot: slot) + kvHead * hd, ldb: kvRow, transposeB: false,
-                       c: out[row: run.lowerBound] + head * hd, ldc: heads * hd)
+            if m == 1 {
+                BLAS.sgemv(m: hd, n: keysCount, a: values, lda: kvRow, transposeA: true, x: scores, y: output)
+            } else {
+                BLAS.sgemm(m: m, n: hd, k: keysCount, a: scores, lda: keysCount, b: values, ldb: kvRow, transposeB: false,
+                           c: output, ldc: heads * hd)
+            }
         }
         let a = FloatBuffer(rows: n, columns: config.modelWidth)  // [N, d]
         Kernels.matmul(w.attentionOutput, x: out.pointer, n: n, y: a.pointer, pool: pool)
