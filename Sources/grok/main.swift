@@ -110,16 +110,11 @@ struct Bench: ParsableCommand {
             return n
         }
         BLAS.setThreads(1)
-        var bandwidth: [Int: Double] = [:]
-        for n in counts {
-            bandwidth[n] = MemoryBandwidth.measureRead(threads: n, pool: ThreadPool(threads: n))
-            print(String(format: "read bandwidth, %d thread(s): %.1f GB/s", n, bandwidth[n]! / 1e9))
-        }
         print(Benchmark.header)
         for t in types {
             for n in counts {
                 let row = try Benchmark.run(dtype: t, threads: n, targetBytes: bytes, directory: directory,
-                                            promptTokens: prompt, decodeTokens: decode, bandwidth: bandwidth[n]!) {
+                                            promptTokens: prompt, decodeTokens: decode) {
                     FileHandle.standardError.write(Data($0.utf8))
                 }
                 print(Benchmark.format(row))
