@@ -2,7 +2,8 @@ import GrokTensor
 
 /// Keys (after RoPE) and values of every processed position, for a fixed number of sequence slots.
 /// Storage per layer: `[slots, capacity, kvHeads, headDim]` f32, so one sequence's keys for one
-/// layer are contiguous. A slot is reused by `reset(slot:)`.
+/// layer are contiguous. Which positions of a slot are valid is the caller's to know (the batch
+/// positions it has run); a slot is reused by writing from position 0 again.
 public final class KVCache {
     public let slots: Int
     public let capacity: Int
@@ -10,8 +11,6 @@ public final class KVCache {
     public let headDim: Int
     private let keys: [Int: UnsafeMutablePointer<Float>]
     private let values: [Int: UnsafeMutablePointer<Float>]
-    /// Positions written so far, per slot (the next position to write).
-    public private(set) var lengths: [Int]
 
     /// `layers`: the absolute layer numbers this rank runs.
     public init(layers: Range<Int>, slots: Int, capacity: Int, kvHeads: Int, headDim: Int) {
@@ -27,7 +26,6 @@ public final class KVCache {
         }
         keys = k
         values = v
-        lengths = Array(repeating: 0, count: slots)
     }
 
     deinit {
@@ -38,12 +36,7 @@ public final class KVCache {
     /// Bytes held: keys and values of every slot at full capacity.
     public var byteCount: Int { keys.count * 2 * slots * capacity * kvHeads * headDim * 4 }
 
-    public func reset(slot: Int) { lengths[slot] = 0 }
-
     /// Keys of `layer` for `slot`, `[capacity, kvHeads, headDim]`.
     func keys(layer: Int, slot: Int) -> UnsafeMutablePointer<Float> { keys[layer]! + slot * capacity * kvHeads * headDim }
     func values(layer: Int, slot: Int) -> UnsafeMutablePointer<Float> { values[layer]! + slot * capacity * kvHeads * headDim }
-
-    /// Records that `slot` now holds positions `0..<length`.
-    func advance(slot: Int, to length: Int) { lengths[slot] = max(lengths[slot], length) }
 }

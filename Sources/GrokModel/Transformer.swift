@@ -61,8 +61,8 @@ public final class GrokModel {
         let config = try ModelConfig(gguf: file)
         let plan = plan ?? .whole(config.shape)
         guard plan.isWhole(config.shape) else {
-            // The slices below are mapped per plan already; the exchange between stages and the
-            // collectives over partial plans come with the distributed runtime.
+            // Q/K/V rows and held experts are mapped per plan already; the output projection's column
+            // slice, the exchange between stages and the collectives come with the distributed runtime.
             throw ForwardError("\(file.path): rank plans other than the whole model are not supported by this build")
         }
         self.config = config
@@ -117,7 +117,6 @@ public final class GrokModel {
         let h = FloatBuffer(rows: n, columns: d)       // [N, d] residual stream
         embed(batch.tokens, into: h)
         for l in plan.layers { try layer(l, batch: batch, residual: h, cache: cache) }
-        for i in 0..<n { cache.advance(slot: batch.slots[i], to: batch.positions[i] + 1) }
         return try logits(h, rows: logitRows)
     }
 

@@ -9,7 +9,7 @@ struct LayerWeights {
     var query: WeightMatrix              // [Hl·hd, d]     blk.N.attn_q (this rank's heads)
     var key: WeightMatrix                // [Hkvl·hd, d]   blk.N.attn_k
     var value: WeightMatrix              // [Hkvl·hd, d]   blk.N.attn_v
-    var attentionOutput: WeightMatrix    // [d, H·hd]      blk.N.attn_output
+    var attentionOutput: WeightMatrix    // [d, H·hd]      blk.N.attn_output (whole: plans split no heads yet)
     var postAttentionNorm: [Float]       // [d]            blk.N.attn_output_norm
     var feedForwardNorm: [Float]         // [d]            blk.N.ffn_norm
     var router: [Float]                  // [E, d]         blk.N.ffn_gate_inp (f32)
@@ -32,24 +32,6 @@ struct ModelWeights {
     var output: WeightMatrix             // [V, d] output, or token_embd when tied
     var outputNorm: [Float]              // [d]
     var layers: [Int: LayerWeights]      // the plan's layers
-    var owned = OwnedSlices()            // copies of column slices (row-parallel tensor-parallel matrices)
-}
-
-/// Column slices of row-major matrices cannot point into the file; they are copied once at load.
-final class OwnedSlices {
-    private var buffers: [UnsafeMutableRawPointer] = []
-    deinit { buffers.forEach { $0.deallocate() } }
-
-    /// Columns `range` of `w` (block-aligned), as an owned matrix; `w` itself when the range is whole.
-    func columns(_ w: WeightMatrix, _ range: Range<Int>) -> WeightMatrix {
-        if range == 0..<w.cols { return w }
-        precondition(range.lowerBound % w.dtype.blockSize == 0 && range.count % w.dtype.blockSize == 0)
-        let sliceBytes = w.dtype.rowBytes(range.count), skip = w.dtype.rowBytes(range.lowerBound)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, w.rows * sliceBytes), alignment: 64)
-        for r in 0..<w.rows { (buffer + r * sliceBytes).copyMemory(from: w.row(r) + skip, byteCount: sliceBytes) }
-        buffers.append(buffer)
-        return WeightMatrix(base: UnsafeRawPointer(buffer), dtype: w.dtype, rows: w.rows, cols: range.count)
-    }
 }
 
 extension ModelWeights {
@@ -85,7 +67,6 @@ extension ModelWeights {
         outputNorm = try vector("output_norm.weight", d)
         let postNorm = c.architecture == .grok1 ? Grok1.postFeedForwardNorm : Grok2.postFeedForwardNorm
 
-        let owned = OwnedSlices()
         var layers: [Int: LayerWeights] = [:]
         for l in plan.layers {
             let p = "blk.\(l)."
@@ -108,8 +89,7 @@ extension ModelWeights {
                 query: q.rows(plan.queryHeads.lowerBound * hd ..< plan.queryHeads.upperBound * hd),
                 key: k.rows(plan.kvHeads.lowerBound * hd ..< plan.kvHeads.upperBound * hd),
                 value: v.rows(plan.kvHeads.lowerBound * hd ..< plan.kvHeads.upperBound * hd),
-                attentionOutput: owned.columns(try matrix(p + "attn_output.weight", rows: d, cols: c.queryWidth),
-                                               plan.queryHeads.lowerBound * hd ..< plan.queryHeads.upperBound * hd),
+                attentionOutput: try matrix(p + "attn_output.weight", rows: d, cols: c.queryWidth),
                 postAttentionNorm: try vector(p + "attn_output_norm.weight", d),
                 feedForwardNorm: try vector(p + "ffn_norm.weight", d),
                 router: try matrix(p + "ffn_gate_inp.weight", rows: E, cols: d).floats(rows: 0..<E),
@@ -118,7 +98,6 @@ extension ModelWeights {
                 dense: dense)
         }
         self.layers = layers
-        self.owned = owned
     }
 }
 

@@ -19,7 +19,5 @@ public final class FloatBuffer: @unchecked Sendable {
     /// Start of row `r`.
     public subscript(row r: Int) -> UnsafeMutablePointer<Float> { pointer + r * columns }
 
-    public func zero() { pointer.update(repeating: 0, count: count) }
-
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
