@@ -56,9 +56,21 @@ public struct Sampler {
         }
         if options.temperature == 0 { return Int32(Sampler.argmax(values)) }
 
-        // Candidates sorted by logit, best first (ties: lower id first).
-        var order = Array(values.indices).sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }
-        if options.topK > 0 && options.topK < order.count { order.removeLast(order.count - options.topK) }
+        // Candidates sorted by logit, best first (ties: lower id first); with top-k only the k best
+        // are kept while scanning, instead of sorting the whole vocabulary every token.
+        func better(_ a: Int, _ b: Int) -> Bool { values[a] > values[b] || (values[a] == values[b] && a < b) }
+        var order: [Int]
+        if options.topK > 0 && options.topK < values.count {
+            order = []
+            order.reserveCapacity(options.topK + 1)
+            for i in values.indices where order.count < options.topK || better(i, order[order.count - 1]) {
+                let at = order.firstIndex { better(i, $0) } ?? order.count
+                order.insert(i, at: at)
+                if order.count > options.topK { order.removeLast() }
+            }
+        } else {
+            order = Array(values.indices).sorted(by: better)
+        }
         let top = values[order[0]] / options.temperature
         var probabilities = order.map { exp(values[$0] / options.temperature - top) }
         let total = probabilities.reduce(0, +)
