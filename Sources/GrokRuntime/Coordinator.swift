@@ -121,15 +121,9 @@ public final class CoordinatorRun {
         case .tokens(let ids):
             prompts = [ids]
         }
-        for (i, p) in prompts.enumerated() {
-            if let bad = p.first(where: { $0 < 0 || Int($0) >= model.config.vocabularySize }) {
-                throw GenerationError("prompt \(i + 1): token id \(bad) is outside the vocabulary (0..<\(model.config.vocabularySize))")
-            }
-            guard !p.isEmpty else { throw GenerationError("prompt \(i + 1) is empty (0 tokens)") }
-            guard p.count <= model.config.contextLength else {
-                throw GenerationError("prompt \(i + 1) has \(p.count) tokens, longer than the model's context length \(model.config.contextLength)")
-            }
-        }
+        // Checked here, on rank 0 and before the prompts are shared, so that the message numbers
+        // prompts as the user wrote them.
+        try Generator.check(prompts, against: model.config)
         return prompts
     }
 

@@ -61,20 +61,29 @@ public final class Generator {
         self.tokenizer = tokenizer
     }
 
+    /// Every prompt is non-empty, within the vocabulary and no longer than the context; the first
+    /// violation is thrown as one line naming the prompt (numbered from 1).
+    public static func check(_ prompts: [[Int32]], against config: ModelConfig) throws {
+        guard !prompts.isEmpty else { throw GenerationError("no prompt: give --prompt, --prompt-file or --tokens") }
+        for (i, p) in prompts.enumerated() {
+            if let bad = p.first(where: { $0 < 0 || Int($0) >= config.vocabularySize }) {
+                throw GenerationError("prompt \(i + 1): token id \(bad) is outside the vocabulary (0..<\(config.vocabularySize))")
+            }
+            guard !p.isEmpty else { throw GenerationError("prompt \(i + 1) is empty (0 tokens)") }
+            guard p.count <= config.contextLength else {
+                throw GenerationError("prompt \(i + 1) has \(p.count) tokens, longer than the model's context length \(config.contextLength)")
+            }
+        }
+    }
+
     /// Generates for every prompt. `onText(sequence, text)` receives each sequence's text as it
     /// becomes final (never a partial UTF-8 character, never part of a stop string).
     public func generate(prompts: [[Int32]], options: GenerationOptions,
                          onText: ((Int, String) -> Void)? = nil) throws -> (results: [SequenceResult], timings: GenerationTimings) {
         try options.sampler.validate()
         guard options.maxTokens >= 0 else { throw GenerationError("--max-tokens: expected an integer ≥ 0, got \(options.maxTokens)") }
-        guard !prompts.isEmpty else { throw GenerationError("no prompt: give --prompt, --prompt-file or --tokens") }
+        try Generator.check(prompts, against: model.config)
         let context = model.config.contextLength
-        for (i, p) in prompts.enumerated() {
-            guard !p.isEmpty else { throw GenerationError("prompt \(i + 1) is empty (0 tokens)") }
-            guard p.count <= context else {
-                throw GenerationError("prompt \(i + 1) has \(p.count) tokens, longer than the model's context length \(context)")
-            }
-        }
         let capacity = min(context, prompts.map(\.count).max()! + options.maxTokens)
         let cache = model.makeCache(slots: prompts.count, capacity: capacity)
         let vocabulary = model.config.vocabularySize
