@@ -43,6 +43,8 @@ let package = Package(
 
         .testTarget(name: "GrokTensorTests", dependencies: ["GrokTensor"]),
         .testTarget(name: "GrokCheckpointTests", dependencies: ["GrokCheckpoint"]),
+        .testTarget(name: "GrokCommTests", dependencies: ["GrokComm"]),
+        .testTarget(name: "GrokTopologyTests", dependencies: ["GrokRuntime"]),
         .testTarget(name: "GrokTokenizerTests", dependencies: ["GrokTokenizer"]),
         .testTarget(name: "GrokModelTests", dependencies: ["GrokRuntime"],
                     resources: [.copy("Fixtures"), .copy("Reference")]),

@@ -12,7 +12,8 @@ public struct CommunicationError: Error, CustomStringConvertible {
 }
 
 /// The collectives the runtime uses, over a group of ranks. Implemented over MPI for real runs
-/// and in-process for tests; the model's forward pass names each call site.
+/// and in-process (threads as ranks) for tests; the model's forward pass names each call site.
+/// Counts are in elements of the named type; ranks are ranks of this communicator.
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var size: Int { get }
@@ -22,7 +23,22 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutableRawPointer, count: Int, root: Int) throws
     /// Concatenates every rank's `count` floats in rank order into `result` (size · count) on every rank.
     func allgather(_ send: UnsafePointer<Float>, count: Int, into result: UnsafeMutablePointer<Float>) throws
+    /// Variable all-to-all of floats (MPI_Alltoallv): `sendCounts[r]` floats at `send + sendOffsets[r]`
+    /// go to rank r; `receiveCounts[r]` floats from rank r land at `receive + receiveOffsets[r]`.
+    func alltoallv(_ send: UnsafePointer<Float>, sendCounts: [Int], sendOffsets: [Int],
+                   into receive: UnsafeMutablePointer<Float>, receiveCounts: [Int], receiveOffsets: [Int]) throws
+    /// Fixed all-to-all of integers (MPI_Alltoall): `send` holds `size` blocks of `countPerRank`
+    /// values, block r going to rank r; returns the `size` blocks received, block r from rank r.
+    func alltoall(_ send: [Int32], countPerRank: Int) throws -> [Int32]
+    /// Blocking point-to-point send of `count` bytes to `destination` with `tag`.
+    func send(_ buffer: UnsafeRawPointer, count: Int, to destination: Int, tag: Int) throws
+    /// Blocking receive of exactly `count` bytes from `source` with `tag`.
+    func receive(_ buffer: UnsafeMutableRawPointer, count: Int, from source: Int, tag: Int) throws
     func barrier() throws
+    /// Collective over this communicator (MPI_Comm_split): ranks passing the same `color` form a
+    /// new communicator, ordered by `key` then by rank here; a rank passing nil joins none and
+    /// gets nil.
+    func split(color: Int?, key: Int) throws -> Communicator?
     /// Ends the whole job (every rank) with `code`; never returns.
     func abort(code: Int32) -> Never
 }
@@ -59,6 +75,18 @@ public final class SingleProcessCommunicator: Communicator {
     public func allgather(_ send: UnsafePointer<Float>, count: Int, into result: UnsafeMutablePointer<Float>) throws {
         if UnsafePointer(result) != send { result.update(from: send, count: count) }
     }
+    public func alltoallv(_ send: UnsafePointer<Float>, sendCounts: [Int], sendOffsets: [Int],
+                          into receive: UnsafeMutablePointer<Float>, receiveCounts: [Int], receiveOffsets: [Int]) throws {
+        (receive + receiveOffsets[0]).update(from: send + sendOffsets[0], count: sendCounts[0])
+    }
+    public func alltoall(_ send: [Int32], countPerRank: Int) throws -> [Int32] { send }
+    public func send(_ buffer: UnsafeRawPointer, count: Int, to destination: Int, tag: Int) throws {
+        throw CommunicationError(operation: "send", message: "a single-process group has no rank \(destination) to send to")
+    }
+    public func receive(_ buffer: UnsafeMutableRawPointer, count: Int, from source: Int, tag: Int) throws {
+        throw CommunicationError(operation: "receive", message: "a single-process group has no rank \(source) to receive from")
+    }
     public func barrier() throws {}
+    public func split(color: Int?, key: Int) throws -> Communicator? { color == nil ? nil : SingleProcessCommunicator() }
     public func abort(code: Int32) -> Never { exit(code) }
 }

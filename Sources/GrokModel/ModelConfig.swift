@@ -77,6 +77,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
 
     public var shape: ModelShape {
         ModelShape(layers: layerCount, queryHeads: queryHeads, kvHeads: kvHeads, experts: expertCount,
+                   expertsPerToken: expertsPerToken, expertWidth: expertFFNWidth, denseWidth: denseFFNWidth,
                    vocabulary: vocabularySize)
     }
 
