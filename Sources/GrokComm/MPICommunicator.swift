@@ -35,15 +35,15 @@ public final class MPICommunicator: Communicator {
     public func finalize() { _ = MPI_Finalize() }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
-        try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer, Int32(count), cmpi_float(), cmpi_op_sum(), comm), "MPI_Allreduce")
+        try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer, try MPICommunicator.int32(count), cmpi_float(), cmpi_op_sum(), comm), "MPI_Allreduce")
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, count: Int, root: Int) throws {
-        try MPICommunicator.check(MPI_Bcast(buffer, Int32(count), cmpi_byte(), Int32(root), comm), "MPI_Bcast")
+        try MPICommunicator.check(MPI_Bcast(buffer, try MPICommunicator.int32(count), cmpi_byte(), Int32(root), comm), "MPI_Bcast")
     }
 
     public func allgather(_ send: UnsafePointer<Float>, count: Int, into result: UnsafeMutablePointer<Float>) throws {
-        try MPICommunicator.check(MPI_Allgather(send, Int32(count), cmpi_float(), result, Int32(count), cmpi_float(), comm), "MPI_Allgather")
+        try MPICommunicator.check(MPI_Allgather(send, try MPICommunicator.int32(count), cmpi_float(), result, try MPICommunicator.int32(count), cmpi_float(), comm), "MPI_Allgather")
     }
 
     public func barrier() throws {
@@ -59,7 +59,7 @@ public final class MPICommunicator: Communicator {
 
     public func alltoall(_ send: [Int32], countPerRank: Int) throws -> [Int32] {
         var received = [Int32](repeating: 0, count: countPerRank * size)
-        try MPICommunicator.check(MPI_Alltoall(send, Int32(countPerRank), cmpi_int32(), &received, Int32(countPerRank),
+        try MPICommunicator.check(MPI_Alltoall(send, try MPICommunicator.int32(countPerRank), cmpi_int32(), &received, try MPICommunicator.int32(countPerRank),
                                                cmpi_int32(), comm), "MPI_Alltoall")
         return received
     }
