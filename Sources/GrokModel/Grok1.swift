@@ -62,9 +62,7 @@ public enum Grok1 {
 
 extension Grok1 {
     /// Grok-1's feed-forward block: the MoE alone.
-    static func feedForward(_ model: GrokModel, _ w: LayerWeights, _ x: FloatBuffer) throws -> FloatBuffer {
-        let f = model.mixtureOfExperts(w, x)
-        try model.combine(f)
-        return f
+    static func feedForward(_ model: GrokModel, _ layer: Int, _ w: LayerWeights, _ x: FloatBuffer) throws -> FloatBuffer {
+        try model.feedForwardSum(layer, w, x)
     }
 }

@@ -79,11 +79,8 @@ extension Grok2 {
     }
 
     /// Grok-2's feed-forward block: (dense MLP + MoE) / √2 (`residual_moe`).
-    static func feedForward(_ model: GrokModel, _ w: LayerWeights, _ x: FloatBuffer) throws -> FloatBuffer {
-        let f = model.mixtureOfExperts(w, x)
-        let mlp = model.gatedFFN(w.dense!, x)
-        for i in 0..<f.count { f.pointer[i] += mlp.pointer[i] }
-        try model.combine(f)
+    static func feedForward(_ model: GrokModel, _ layer: Int, _ w: LayerWeights, _ x: FloatBuffer) throws -> FloatBuffer {
+        let f = try model.feedForwardSum(layer, w, x)          // MoE(x) + MLP(x)
         for i in 0..<f.count { f.pointer[i] *= residualMoEScale }
         return f
     }

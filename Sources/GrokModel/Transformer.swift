@@ -42,37 +42,53 @@ public struct ForwardError: Error, CustomStringConvertible {
 
 /// A Grok-1 or Grok-2 model over the weights a `RankPlan` names, in the file's dtypes.
 ///
-/// Communication points (all no-ops for the plan of a single rank) are named where they occur:
-/// `attention join` (row-parallel output projection), `moe combine` (experts held on other
-/// ranks, and Grok-2's dense MLP slices) and `logits gather` (vocabulary-parallel head).
+/// SPMD: under a multi-rank plan every rank calls `forward` with the same batch; world rank 0
+/// gets the logits. Communication points are named where they occur: `embedding join`
+/// (vocabulary-parallel embedding), `attention join` (row-parallel output projection), `moe
+/// dispatch` / `moe return` (all-to-all to the ranks holding the chosen experts), `moe combine`
+/// (partial feed-forward sums of the stage), `stage send` / `stage receive` (activations between
+/// pipeline stages) and `logits gather` (vocabulary-parallel head, to rank 0). For the plan of a
+/// single rank every one of them is a no-op.
 public final class GrokModel {
     public let config: ModelConfig
     public let plan: RankPlan
     public let file: GGUFFile
     public let pool: ThreadPool
     let weights: ModelWeights
-    let comm: Communicator
     let inverseFrequencies: [Float]
+    /// All ranks, and the ranks of this rank's pipeline stage (set by `connect`).
+    private(set) var world: Communicator = SingleProcessCommunicator()
+    private(set) var stage: Communicator = SingleProcessCommunicator()
+    /// Tokens each held expert computed, per layer (for `--stats`).
+    public internal(set) var expertTokens: [Int: [Int: Int]] = [:]
 
     /// Reads the configuration from `file`, checks every tensor it implies and maps the plan's
-    /// weights. Throws `ModelConfigError` / `CheckpointError` before any compute.
-    public init(file: GGUFFile, plan: RankPlan? = nil, communicator: Communicator = SingleProcessCommunicator(),
-                pool: ThreadPool) throws {
+    /// weights. Throws `ModelConfigError` / `CheckpointError` before any compute. No communication:
+    /// a multi-rank plan needs `connect` (collective) before `forward`.
+    public init(file: GGUFFile, plan: RankPlan? = nil, pool: ThreadPool) throws {
         let config = try ModelConfig(gguf: file)
-        let plan = plan ?? .whole(config.shape)
-        guard plan.isWhole(config.shape) else {
-            // Q/K/V rows and held experts are mapped per plan already; the output projection's column
-            // slice, the exchange between stages and the collectives come with the distributed runtime.
-            throw ForwardError("\(file.path): rank plans other than the whole model are not supported by this build")
-        }
         self.config = config
-        self.plan = plan
+        self.plan = plan ?? .whole(config.shape)
         self.file = file
         self.pool = pool
-        self.comm = communicator
-        weights = try ModelWeights(file: file, config: config, plan: plan)
+        weights = try ModelWeights(file: file, config: config, plan: self.plan)
         inverseFrequencies = Ops.ropeInverseFrequencies(dim: config.headDim, base: config.ropeBase)
     }
+
+    /// Joins the world: every rank calls this together (it splits the world into stage groups).
+    public func connect(_ world: Communicator) throws {
+        guard world.size == plan.worldSize && world.rank == plan.rank else {
+            throw ForwardError("the plan is for rank \(plan.rank) of \(plan.worldSize), but this is rank \(world.rank) of \(world.size)")
+        }
+        self.world = world
+        let local = plan.stagePlan.ranks.firstIndex(of: plan.rank)!
+        stage = try world.split(color: plan.stage, key: local)!
+    }
+
+    /// Bytes of weights this rank holds: its slices of the file (mapped) and repacked copies.
+    public var weightBytes: Int { weights.byteCount }
+    /// Of `weightBytes`, those copied out of the mapping (column slices); the rest is mapped.
+    public var ownedWeightBytes: Int { weights.storage.byteCount }
 
     /// A KV cache for `slots` sequences of up to `capacity` positions (at most the context length).
     public func makeCache(slots: Int, capacity: Int) -> KVCache {
@@ -114,19 +130,106 @@ public final class GrokModel {
         }
         for r in logitRows where r < 0 || r >= n { throw ForwardError("logit row \(r) is outside the batch of \(n)") }
 
-        let h = FloatBuffer(rows: n, columns: d)       // [N, d] residual stream
-        embed(batch.tokens, into: h)
-        for l in plan.layers { try layer(l, batch: batch, residual: h, cache: cache) }
-        return try logits(h, rows: logitRows)
+        let output = FloatBuffer(rows: plan.rank == 0 ? logitRows.count : 0, columns: config.vocabularySize)  // [R, V] on rank 0
+        let headRows = plan.isLastStage ? plan.outputRows.count : 0
+        let partial = FloatBuffer(rows: logitRows.count, columns: headRows)   // [R, Vl] this rank's vocabulary slice
+        for micro in microBatches(batch) {
+            let sub = ForwardBatch(tokens: micro.map { batch.tokens[$0] }, slots: micro.map { batch.slots[$0] },
+                                   positions: micro.map { batch.positions[$0] })
+            let h = FloatBuffer(rows: micro.count, columns: d)       // [n, d] residual stream
+            if plan.isFirstStage {
+                try embed(sub.tokens, into: h)
+            } else {
+                try world.receive(h.pointer, count: h.count * 4, from: previousStageSender, tag: Self.activationTag)  // ── stage receive
+            }
+            for l in plan.layers { try layer(l, batch: sub, residual: h, cache: cache) }
+            if !plan.isLastStage {
+                for next in nextStageReceivers {
+                    try world.send(h.pointer, count: h.count * 4, to: next, tag: Self.activationTag)             // ── stage send
+                }
+                continue
+            }
+            // Logits of the requested rows that fall in this micro-batch.
+            let wanted = logitRows.indices.filter { micro.contains(logitRows[$0]) }
+            if wanted.isEmpty || headRows == 0 { continue }
+            let rows = wanted.map { r in micro.firstIndex(of: logitRows[r])! }
+            let part = try logits(h, rows: rows)                         // [w, Vl]
+            for (i, r) in wanted.enumerated() { partial[row: r].update(from: part[row: i], count: headRows) }
+        }
+        try gatherLogits(partial, into: output)
+        return output
+    }
+
+    /// Batch rows cut into the plan's micro-batches (whole sequences each, balanced by tokens) when
+    /// there are several pipeline stages; one micro-batch of every row otherwise.
+    func microBatches(_ batch: ForwardBatch) -> [[Int]] {
+        var sequences: [[Int]] = []          // batch rows of each slot, in order of first appearance
+        var index: [Int: Int] = [:]
+        for (row, slot) in batch.slots.enumerated() {
+            if let i = index[slot] { sequences[i].append(row) } else { index[slot] = sequences.count; sequences.append([row]) }
+        }
+        let count = plan.stages.count > 1 ? min(plan.microBatches, sequences.count) : 1
+        if count <= 1 { return [Array(0..<batch.count)] }
+        var groups = [[Int]](repeating: [], count: count)
+        for sequence in sequences.sorted(by: { $0.count > $1.count }) {   // longest first onto the lightest group
+            let lightest = groups.indices.min { groups[$0].count < groups[$1].count }!
+            groups[lightest] += sequence
+        }
+        return groups.filter { !$0.isEmpty }.map { $0.sorted() }
+    }
+
+    static let activationTag = 1, logitsTag = 2
+
+    /// The rank of the previous stage that sends this rank its activations.
+    private var previousStageSender: Int {
+        let previous = plan.stages[plan.stage - 1].ranks, local = plan.stagePlan.ranks.firstIndex(of: plan.rank)!
+        return previous[local % previous.count]
+    }
+
+    /// The ranks of the next stage this rank sends activations to (each next-stage rank j gets
+    /// them from rank j mod n of this stage).
+    private var nextStageReceivers: [Int] {
+        let next = plan.stages[plan.stage + 1].ranks, mine = plan.stagePlan.ranks
+        let local = mine.firstIndex(of: plan.rank)!
+        return next.indices.filter { $0 % mine.count == local }.map { next[$0] }
+    }
+
+    /// `logits gather`: each last-stage rank's vocabulary slice `[R, Vl]` goes to world rank 0,
+    /// which places it at the slice's columns of `[R, V]`. Slices are contiguous, in stage order.
+    private func gatherLogits(_ partial: FloatBuffer, into output: FloatBuffer) throws {
+        let last = plan.stages[plan.stages.count - 1].ranks
+        let v = config.vocabularySize, r = partial.rows
+        if plan.isLastStage && plan.rank != 0 && r > 0 {
+            try world.send(partial.pointer, count: partial.count * 4, to: 0, tag: Self.logitsTag)      // ── logits gather
+        }
+        guard plan.rank == 0, r > 0 else { return }
+        for (i, sender) in last.enumerated() {
+            let columns = i * v / last.count ..< (i + 1) * v / last.count
+            let slice: FloatBuffer
+            if sender == 0 {
+                slice = partial
+            } else {
+                slice = FloatBuffer(rows: r, columns: columns.count)
+                try world.receive(slice.pointer, count: slice.count * 4, from: sender, tag: Self.logitsTag)
+            }
+            precondition(slice.columns == columns.count)
+            for row in 0..<r { (output[row: row] + columns.lowerBound).update(from: slice[row: row], count: columns.count) }
+        }
     }
 
     // MARK: - Embedding
 
-    /// h[t] = E[token_t] · embeddingScale (f32; the JAX code multiplies in its compute dtype).
-    private func embed(_ tokens: [Int32], into h: FloatBuffer) {
+    /// h[t] = E[token_t] · embeddingScale (f32; the JAX code multiplies in its compute dtype). With
+    /// a vocabulary-parallel embedding each rank fills the rows of its tokens and the stage sums.
+    private func embed(_ tokens: [Int32], into h: FloatBuffer) throws {
+        let held = plan.embeddingRows
         for (t, token) in tokens.enumerated() {
-            Kernels.dequantizeRow(weights.embedding, Int(token), into: h[row: t])
+            guard held.contains(Int(token)) else { h[row: t].update(repeating: 0, count: h.columns); continue }
+            Kernels.dequantizeRow(weights.embedding, Int(token) - held.lowerBound, into: h[row: t])
             for i in 0..<h.columns { h[row: t][i] *= config.embeddingScale }
+        }
+        if held.count != config.vocabularySize {
+            try stage.allreduceSum(h.pointer, count: h.count)                                           // ── embedding join
         }
     }
 
@@ -139,7 +242,9 @@ public final class GrokModel {
         x.pointer.update(from: h.pointer, count: h.count)
         Ops.rmsNormRows(x.pointer, rows: n, weight: w.attentionNorm, eps: config.rmsNormEpsilon)
         let a = attention(l, w, x: x, batch: batch, cache: cache)
-        try comm.allreduceSum(a.pointer, count: a.count)            // ── attention join
+        if plan.stagePlan.tensorParallelSize > 1 {
+            try stage.allreduceSum(a.pointer, count: a.count)                                           // ── attention join
+        }
         Ops.rmsNormRows(a.pointer, rows: n, weight: w.postAttentionNorm, eps: config.rmsNormEpsilon)
         add(a, into: h)
 
@@ -147,15 +252,11 @@ public final class GrokModel {
         Ops.rmsNormRows(x.pointer, rows: n, weight: w.feedForwardNorm, eps: config.rmsNormEpsilon)
         let f: FloatBuffer
         switch config.architecture {
-        case .grok1: f = try Grok1.feedForward(self, w, x)
-        case .grok2: f = try Grok2.feedForward(self, w, x)
+        case .grok1: f = try Grok1.feedForward(self, l, w, x)
+        case .grok2: f = try Grok2.feedForward(self, l, w, x)
         }
         Ops.rmsNormRows(f.pointer, rows: n, weight: w.postFeedForwardNorm, eps: config.rmsNormEpsilon)
         add(f, into: h)
-    }
-
-    private func add(_ a: FloatBuffer, into h: FloatBuffer) {
-        for i in 0..<h.count { h.pointer[i] += a.pointer[i] }
     }
 
     // MARK: - Attention
@@ -226,88 +327,6 @@ public final class GrokModel {
         return a
     }
 
-    // MARK: - Feed-forward blocks (composed per architecture in Grok1.swift / Grok2.swift)
-
-    /// Top-k routing of one token: router logits (optionally soft-capped) → softmax over all
-    /// experts in f32 → the k largest probabilities as raw gates (not renormalised; ties go to the
-    /// lower index as in jax.lax.top_k). Returns (expert, gate) pairs, best first.
-    public static func routingGates(logits: [Float], softCap: Float, k: Int) -> [(expert: Int, gate: Float)] {
-        var probabilities = logits.map { Ops.softCap($0, softCap) }
-        probabilities.withUnsafeMutableBufferPointer { Ops.softmax($0.baseAddress!, count: $0.count) }
-        var chosen: [(expert: Int, gate: Float)] = []
-        for _ in 0..<k {
-            var best = -1
-            for e in probabilities.indices where !chosen.contains(where: { $0.expert == e }) {
-                if best < 0 || probabilities[e] > probabilities[best] { best = e }
-            }
-            chosen.append((best, probabilities[best]))
-        }
-        return chosen
-    }
-
-    /// Routes every row of x; returns, per expert, the (token, gate) pairs routed to it.
-    func route(_ w: LayerWeights, _ x: FloatBuffer) -> [[(token: Int, gate: Float)]] {
-        let experts = config.expertCount, d = config.modelWidth
-        var assignments = [[(token: Int, gate: Float)]](repeating: [], count: experts)
-        var logits = [Float](repeating: 0, count: experts)
-        w.router.withUnsafeBufferPointer { router in
-            for t in 0..<x.rows {
-                let row = x[row: t]
-                for e in 0..<experts {
-                    var dot: Float = 0
-                    let r = router.baseAddress! + e * d
-                    for i in 0..<d { dot += r[i] * row[i] }
-                    logits[e] = dot
-                }
-                for (e, gate) in GrokModel.routingGates(logits: logits, softCap: config.routerSoftCap, k: config.expertsPerToken) {
-                    assignments[e].append((t, gate))
-                }
-            }
-        }
-        return assignments
-    }
-
-    /// Σ over held experts of gate · expert(x) for the tokens routed to them: `[N, d]`, a partial
-    /// sum when experts live on several ranks (joined by the caller's `moe combine`).
-    func mixtureOfExperts(_ w: LayerWeights, _ x: FloatBuffer) -> FloatBuffer {
-        let d = config.modelWidth
-        let f = FloatBuffer(rows: x.rows, columns: d)
-        let assignments = route(w, x)
-        for e in w.experts.keys.sorted() {
-            let routed = assignments[e]
-            if routed.isEmpty { continue }
-            let xe = FloatBuffer(rows: routed.count, columns: d)      // [n_e, d] gathered tokens
-            for (i, r) in routed.enumerated() { xe[row: i].update(from: x[row: r.token], count: d) }
-            let ye = gatedFFN(w.experts[e]!, xe)
-            for (i, r) in routed.enumerated() {
-                let dst = f[row: r.token], src = ye[row: i]
-                for j in 0..<d { dst[j] += r.gate * src[j] }
-            }
-        }
-        return f
-    }
-
-    /// down(gelu(gate·x) ⊙ (up·x)) for each row of x: `[n, d] → [n, d]`.
-    func gatedFFN(_ w: DenseMLPWeights, _ x: FloatBuffer) -> FloatBuffer {
-        let n = x.rows
-        let g = FloatBuffer(rows: n, columns: w.gate.rows)   // [n, F]
-        let u = FloatBuffer(rows: n, columns: w.up.rows)     // [n, F]
-        Kernels.matmul(w.gate, x: x.pointer, n: n, y: g.pointer, pool: pool)
-        Kernels.matmul(w.up, x: x.pointer, n: n, y: u.pointer, pool: pool)
-        switch config.gelu {
-        case .tanh: for i in 0..<g.count { g.pointer[i] = Ops.geluTanh(g.pointer[i]) * u.pointer[i] }
-        case .erf: for i in 0..<g.count { g.pointer[i] = Ops.geluErf(g.pointer[i]) * u.pointer[i] }
-        }
-        let y = FloatBuffer(rows: n, columns: w.down.rows)   // [n, d]
-        Kernels.matmul(w.down, x: g.pointer, n: n, y: y.pointer, pool: pool)
-        return y
-    }
-
-    /// The `moe combine` communication point: sums the ranks' partial feed-forward outputs.
-    func combine(_ f: FloatBuffer) throws {
-        try comm.allreduceSum(f.pointer, count: f.count)         // ── moe combine
-    }
-
     // MARK: - Logits
 
     /// logits = (RMSNorm_final(h) · head^T) · outputScale, then the final soft-cap (Grok-2).
@@ -316,12 +335,11 @@ public final class GrokModel {
         let x = FloatBuffer(rows: rows.count, columns: d)         // [R, d]
         for (i, r) in rows.enumerated() { x[row: i].update(from: h[row: r], count: d) }
         Ops.rmsNormRows(x.pointer, rows: rows.count, weight: weights.outputNorm, eps: config.rmsNormEpsilon)
-        let head = weights.output.rows(plan.vocabulary)
-        let out = FloatBuffer(rows: rows.count, columns: head.rows)  // [R, V]
+        let head = weights.output                                     // [Vl, d] this rank's vocabulary rows
+        let out = FloatBuffer(rows: rows.count, columns: head.rows)  // [R, Vl]
         if rows.isEmpty { return out }
         Kernels.matmul(head, x: x.pointer, n: rows.count, y: out.pointer, pool: pool)
         for i in 0..<out.count { out.pointer[i] = Ops.softCap(out.pointer[i] * config.outputScale, config.finalSoftCap) }
-        // ── logits gather: a vocabulary-parallel head concatenates the ranks' slices here.
         return out
     }
 }

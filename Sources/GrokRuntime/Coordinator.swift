@@ -4,6 +4,7 @@ import GrokComm
 import GrokModel
 import GrokTensor
 import GrokTokenizer
+import GrokTopology
 
 /// Where the prompts come from.
 public enum PromptSource: Sendable {
@@ -22,18 +23,31 @@ public struct RunConfiguration: Sendable {
     public var logitsOut: String?
     /// Prepend BOS; nil follows the file's `tokenizer.ggml.add_bos_token` (the Grok-1 runner adds none).
     public var addBOS: Bool?
+    /// Layout file (Topologies/*.json): every rank holds its shard and the ranks run one model.
+    /// Without one, each rank holds the whole model and the prompts are shared out (data parallel).
+    public var topologyPath: String?
+    /// Print per-rank statistics at the end (stderr), and/or write them as JSON.
+    public var stats = false
+    public var statsJSON: String?
 
     public init() {}
 }
 
-/// One run of `grok-coordinator` on one rank. SPMD: every rank loads and validates the model;
-/// rank 0 reads and tokenizes the prompts and broadcasts them. Until the distributed layouts
-/// arrive, ranks share the batch data-parallel (sequence s runs on rank s mod N, each rank holding
-/// the whole model); rank 0 gathers the results and prints them. Any failure on any rank is
-/// reported once, on rank 0, and every rank returns non-zero.
+/// One run of `grok-coordinator` on one rank. SPMD: every rank validates the layout and loads its
+/// shard of the model; rank 0 reads and tokenizes the prompts.
+///
+/// - With a topology, the ranks run one model together: rank 0 drives the generation loop
+///   (`ClusterModel`: it broadcasts each step, gathers the logits and samples) while the other
+///   ranks serve its steps (`ClusterWorker`).
+/// - Without one, each rank holds the whole model and the prompts are shared out data-parallel
+///   (sequence s on rank s mod N); rank 0 gathers the results.
+///
+/// Any failure on any rank is reported once, on rank 0, and every rank returns non-zero; a failed
+/// collective ends the job.
 public final class CoordinatorRun {
     let configuration: RunConfiguration
     let comm: Communicator
+    let stats = CommunicationStats()
     let standardOutput: (String) -> Void
     let standardError: (String) -> Void
 
@@ -41,7 +55,7 @@ public final class CoordinatorRun {
                 standardOutput: @escaping (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) },
                 standardError: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
         self.configuration = configuration
-        self.comm = communicator
+        self.comm = InstrumentedCommunicator(communicator, stats: stats)
         self.standardOutput = standardOutput
         self.standardError = standardError
     }
@@ -49,31 +63,44 @@ public final class CoordinatorRun {
     /// Runs to completion; returns the process exit code (the same on every rank).
     public func execute() -> Int32 {
         do {
-            // 1. Every rank: open and validate the model.
+            // 1. Every rank: open the model, check the layout against it and the world, then load
+            //    only this rank's share.
+            let file = try agree { try configuration.modelPath.map { try GGUFFile(path: $0) } ?? ModelSource.embeddedDefault() }
+            let plan = try agree { () -> RankPlan? in
+                guard let path = configuration.topologyPath else { return nil }
+                let shape = try ModelConfig(gguf: file).shape
+                let topology = try Topology(contentsOf: path)
+                try topology.validate(shape: shape, worldSize: comm.size, source: path)
+                return topology.plan(rank: comm.rank, shape: shape)
+            }
             let loaded = try agree { () -> (GrokModel, (any Tokenizer)?) in
-                let file = try configuration.modelPath.map { try GGUFFile(path: $0) } ?? ModelSource.embeddedDefault()
                 let pool = ThreadPool(threads: configuration.threads)
                 BLAS.setThreads(1)  // our pool parallelises; mpirun's binding would change OpenBLAS's default
-                return (try GrokModel(file: file, pool: pool), try ModelSource.tokenizer(of: file))
+                return (try GrokModel(file: file, plan: plan, pool: pool), try ModelSource.tokenizer(of: file))
             }
             let (model, tokenizer) = loaded
+            if plan != nil { try agree { try model.connect(comm) } }
             // 2. Rank 0: prompts → token ids, checked against the vocabulary and the context.
             var prompts = try agree { comm.rank == 0 ? try readPrompts(model: model, tokenizer: tokenizer) : [] }
             prompts = try broadcastPrompts(prompts)
-            // 3. Each rank generates its sequences.
-            let mine = prompts.indices.filter { $0 % comm.size == comm.rank }
-            let stream = comm.rank == 0 && prompts.count == 1 && !configuration.json
             var options = configuration.generation
             options.recordLogits = configuration.logitsOut != nil
-            let generator = Generator(model: model, tokenizer: tokenizer)
-            let (results, timings) = try agree { () -> ([SequenceResult], GenerationTimings) in
-                if mine.isEmpty { return ([], GenerationTimings()) }   // more ranks than prompts
-                return try generator.generate(prompts: mine.map { prompts[$0] }, options: options,
-                                              onText: stream ? { _, text in self.standardOutput(text) } : nil)
+            stats.reset()
+            let started = Date()
+            // 3. Generate.
+            let (all, timings, timer): ([WireResult], GenerationTimings, ForwardTimer)
+            if plan != nil {
+                (all, timings, timer) = try generateTogether(model, tokenizer, prompts, options)
+            } else {
+                (all, timings, timer) = try generateDataParallel(model, tokenizer, prompts, options)
             }
-            // 4. Rank 0 gathers and prints.
-            let all = try gather(results.enumerated().map { WireResult(sequence: mine[$0.offset], result: $0.element) })
+            let wall = Date().timeIntervalSince(started)
+            // 4. Rank 0 prints.
+            let stream = comm.rank == 0 && prompts.count == 1 && !configuration.json
             if comm.rank == 0 { try report(all, timings: timings, streamed: stream, model: model) }
+            if configuration.stats || configuration.statsJSON != nil {
+                try reportStats(model: model, timer: timer, wallSeconds: wall)
+            }
             return 0
         } catch let failure as RunFailure {
             if comm.rank == 0 { standardError("error: \(failure.message)\n") }
@@ -85,8 +112,48 @@ public final class CoordinatorRun {
         }
     }
 
+    /// One model over every rank: rank 0 runs the generator, the others serve its steps.
+    private func generateTogether(_ model: GrokModel, _ tokenizer: (any Tokenizer)?, _ prompts: [[Int32]],
+                                  _ options: GenerationOptions) throws -> ([WireResult], GenerationTimings, ForwardTimer) {
+        let stream = comm.rank == 0 && prompts.count == 1 && !configuration.json
+        return try agree {
+            if comm.rank != 0 {
+                return ([], GenerationTimings(), try ClusterWorker.serve(model, world: comm))
+            }
+            let cluster = ClusterModel(model: model, world: comm)
+            let generated: (results: [SequenceResult], timings: GenerationTimings)
+            do {
+                generated = try Generator(model: cluster, tokenizer: tokenizer).generate(
+                    prompts: prompts, options: options, onText: stream ? { _, text in self.standardOutput(text) } : nil)
+            } catch {
+                try cluster.finish()
+                throw error
+            }
+            try cluster.finish()
+            let results = generated.results.enumerated().map { WireResult(sequence: $0.offset, result: $0.element) }
+            return (results, generated.timings, cluster.timer)
+        }
+    }
+
+    /// Whole model on every rank; sequence s runs on rank s mod N; rank 0 gathers the results.
+    private func generateDataParallel(_ model: GrokModel, _ tokenizer: (any Tokenizer)?, _ prompts: [[Int32]],
+                                      _ options: GenerationOptions) throws -> ([WireResult], GenerationTimings, ForwardTimer) {
+        let mine = prompts.indices.filter { $0 % comm.size == comm.rank }
+        let stream = comm.rank == 0 && prompts.count == 1 && !configuration.json
+        let timer = ForwardTimer()
+        let generator = Generator(model: TimedModel(model: model, timer: timer), tokenizer: tokenizer)
+        let (results, timings) = try agree { () -> ([SequenceResult], GenerationTimings) in
+            if mine.isEmpty { return ([], GenerationTimings()) }   // more ranks than prompts
+            return try generator.generate(prompts: mine.map { prompts[$0] }, options: options,
+                                          onText: stream ? { _, text in self.standardOutput(text) } : nil)
+        }
+        let all = try gather(results.enumerated().map { WireResult(sequence: mine[$0.offset], result: $0.element) })
+        return (all, timings, timer)
+    }
+
     /// Runs `body` on every rank and makes every rank agree on its success: if any rank failed,
     /// each throws `RunFailure` carrying the lowest failing rank's one-line message.
+    @discardableResult
     private func agree<T>(_ body: () throws -> T) throws -> T {
         var value: T?
         var message = ""
@@ -214,4 +281,25 @@ struct JSONLine: Encodable {
     var text: String
     var stop_reason: StopReason
     var timings: Timings
+}
+
+extension CoordinatorRun {
+    /// Gathers every rank's statistics to rank 0 and prints / writes them.
+    func reportStats(model: GrokModel, timer: ForwardTimer, wallSeconds: Double) throws {
+        let mine = RankStats(rank: comm.rank, model: model, stats: stats, timer: timer, kvCacheBytes: timer.kvCacheBytes,
+                             wallSeconds: wallSeconds)
+        let parts = try comm.allgatherBytes(Array(try JSONEncoder().encode(mine)))
+        guard comm.rank == 0 else { return }
+        let all = try parts.map { try JSONDecoder().decode(RankStats.self, from: Data($0)) }
+        if configuration.stats { standardError(RankStats.table(all)) }
+        if let path = configuration.statsJSON {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            do {
+                try encoder.encode(all).write(to: URL(fileURLWithPath: path))
+            } catch {
+                throw RunFailure(message: "--stats-json: cannot write \(path): \(error.localizedDescription)")
+            }
+        }
+    }
 }

@@ -53,10 +53,10 @@ public struct GenerationError: Error, CustomStringConvertible {
 /// The generation loop: a batched prefill of every prompt, then decode steps that feed one token
 /// per unfinished sequence through the model together.
 public final class Generator {
-    public let model: GrokModel
+    public let model: LanguageModel
     public let tokenizer: (any Tokenizer)?
 
-    public init(model: GrokModel, tokenizer: (any Tokenizer)?) {
+    public init(model: LanguageModel, tokenizer: (any Tokenizer)?) {
         self.model = model
         self.tokenizer = tokenizer
     }
@@ -85,7 +85,7 @@ public final class Generator {
         try Generator.check(prompts, against: model.config)
         let context = model.config.contextLength
         let capacity = min(context, prompts.map(\.count).max()! + options.maxTokens)
-        let cache = model.makeCache(slots: prompts.count, capacity: capacity)
+        let cache = try model.makeCache(slots: prompts.count, capacity: capacity)
         let vocabulary = model.config.vocabularySize
         var results = prompts.map { SequenceResult(promptTokens: $0) }
         var samplers = prompts.indices.map { Sampler(options: options.sampler, stream: UInt64($0)) }

@@ -14,6 +14,8 @@ struct Coordinator: ParsableCommand {
 
     @Option(help: "GGUF model file (llama.cpp's grok layout). Default: the embedded tiny model.")
     var model: String?
+    @Option(help: "Layout file (see Topologies/README.md): each rank holds its shard and all ranks run one model. Without it, every rank holds the whole model and prompts are shared out.")
+    var topology: String?
     @Option(help: "Prompt text.")
     var prompt: String?
     @Option(help: "File with one prompt per line, generated together as a batch.")
@@ -48,6 +50,10 @@ struct Coordinator: ParsableCommand {
     var json = false
     @Option(help: "Write every processed position's logits as a float32 .npy [rows, vocabulary].")
     var logitsOut: String?
+    @Flag(help: "At the end, print per-rank time in compute and each collective, bytes and messages sent, tokens per local expert and peak memory (stderr).")
+    var stats = false
+    @Option(help: "Write the per-rank statistics as JSON to this file.")
+    var statsJSON: String?
 
     func validate() throws {
         let sources = [prompt != nil, promptFile != nil, tokens != nil].filter { $0 }.count
@@ -86,6 +92,9 @@ struct Coordinator: ParsableCommand {
         c.json = json
         c.logitsOut = logitsOut
         c.addBOS = addBOS
+        c.topologyPath = topology
+        c.stats = stats
+        c.statsJSON = statsJSON
         return c
     }
 }
