@@ -66,6 +66,19 @@ public final class GGUFFile: @unchecked Sendable {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) }
     }
 
+    /// Drops the whole pages of `bytes` (a range of this mapping) from the process's resident
+    /// memory: for data that was read once and copied elsewhere (a rank's column slice). Reading
+    /// them again faults them back in from the page cache, so this is always safe.
+    public func evict(_ bytes: UnsafeRawBufferPointer) {
+        guard let base, let start = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lower = (Int(bitPattern: start) + page - 1) / page * page
+        let upper = (Int(bitPattern: start) + bytes.count) / page * page
+        let mapStart = Int(bitPattern: base), mapEnd = mapStart + fileSize
+        guard upper > lower, lower >= mapStart, upper <= mapEnd else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: lower), upper - lower, Int32(MADV_DONTNEED))
+    }
+
     /// The info of the tensor called `name`, or nil.
     public func tensor(_ name: String) -> GGUFTensorInfo? {
         tensorIndex[name].map { tensors[$0] }

@@ -107,6 +107,7 @@ extension ModelWeights {
             let sliceBytes = w.dtype.rowBytes(range.count), offset = w.dtype.rowBytes(range.lowerBound)
             let base = storage.allocate(w.rows * sliceBytes)
             for r in 0..<w.rows { (base + r * sliceBytes).copyMemory(from: w.row(r) + offset, byteCount: sliceBytes) }
+            file.evict(UnsafeRawBufferPointer(start: w.base, count: w.byteCount))   // hold the copy, not the whole matrix
             return WeightMatrix(base: UnsafeRawPointer(base), dtype: w.dtype, rows: w.rows, cols: range.count)
         }
 

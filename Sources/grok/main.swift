@@ -5,12 +5,13 @@ import GrokCheckpoint
 import GrokModel
 import GrokRuntime
 import GrokTensor
+import GrokTopology
 
 struct Grok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grok",
         abstract: "GrokCluster offline tools.",
-        subcommands: [Synth.self, Inspect.self, Bench.self])
+        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self])
 }
 
 extension DType: ExpressibleByArgument {
@@ -119,6 +120,29 @@ struct Bench: ParsableCommand {
                 }
                 print(Benchmark.format(row))
             }
+        }
+    }
+}
+
+struct TopologyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topology", abstract: "Work with topology files (parallel layouts; see Topologies/README.md).",
+        subcommands: [Explain.self])
+
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a topology against a model and show what every rank holds, with the bytes of its weights.")
+        @Argument(help: "Topology JSON file.") var topology: String
+        @Option(help: "A GGUF file, a preset (\(ModelConfig.presets.keys.sorted().joined(separator: ", "))), or embedded (grok-coordinator's default model).")
+        var model: String
+        @Option(help: "Matrix dtype for a preset (default q8_0 for grok-1/grok-2, f32 for the others).")
+        var dtype: DType?
+        @Flag(help: "Print the explanation as JSON.") var json = false
+
+        func run() throws {
+            let layout = try GrokTopology.Topology(contentsOf: topology)
+            let explanation = try TopologyExplainer.explain(layout, model: try TopologyExplainer.model(model, dtype: dtype))
+            print(json ? try TopologyExplainer.json(explanation) : TopologyExplainer.text(explanation), terminator: "")
         }
     }
 }
