@@ -102,7 +102,8 @@ final class ShardBytesTests: XCTestCase {
         XCTAssertEqual(try TopologyExplainer.model("grok-1", dtype: nil).dtypes["blk.0.ffn_gate_inp.weight"], .f32)
         XCTAssertEqual(try TopologyExplainer.model("grok-2-small", dtype: nil).dtypes["blk.0.ffn_up.weight"], .f32)
         XCTAssertEqual(message { _ = try TopologyExplainer.model("grok-3", dtype: nil) },
-                       #"--model: "grok-3" is neither a file nor a preset (grok-1, grok-1-small, grok-1-tiny, grok-2, grok-2-small, grok-2-tiny)"#)
+                       #"--model: "grok-3" is neither a file nor a preset (grok-1, grok-1-small, grok-1-tiny, grok-2, grok-2-small, grok-2-tiny, or embedded)"#)
+        XCTAssertEqual(try TopologyExplainer.model("embedded", dtype: nil).config, ModelSource.embeddedConfig)
         let path = try synthesize(Grok1.tiny, .f32)
         XCTAssertTrue(message { _ = try TopologyExplainer.model(path, dtype: .q8_0) }.hasPrefix("--dtype q8_0: only for presets"))
     }
