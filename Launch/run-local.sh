@@ -32,5 +32,6 @@ model_args=(); [ -n "$MODEL" ] && model_args=(--model "$MODEL")
 if [ "$EXPLAIN" = 1 ]; then
   "$bin/grok" topology explain "$TOPOLOGY" --model "${MODEL:-embedded}" >&2
 fi
-exec mpirun --oversubscribe --timeout "$TIMEOUT" -np "$ranks" \
+bind=(); [ "$THREADS" -gt 1 ] && bind=(--bind-to none)   # mpirun binds each of ≤2 ranks to one core
+exec mpirun --oversubscribe --timeout "$TIMEOUT" "${bind[@]}" -np "$ranks" \
   -x OPENBLAS_NUM_THREADS "$bin/grok-coordinator" --topology "$TOPOLOGY" "${model_args[@]}" --threads "$THREADS" "$@"

@@ -68,21 +68,73 @@ final class DistributedCLITests: XCTestCase {
         }
     }
 
-    /// A batch from a prompt file under pipeline × tensor parallel (micro-batches) prints the
-    /// same text as one rank.
-    func testPromptFileBatchUnderPipelineEqualsSingleRank() throws {
+    /// A batch of prompts of different lengths (a prompt file) under every tiny layout, for the
+    /// embedded Grok-1 (F32) and a synthesized Grok-2 (Q8_0), as real processes: the same text and
+    /// greedy tokens as one rank, every logit of prefill and decode within 1e-4 of the largest.
+    func testPromptFileBatchUnderEveryTinyTopologyEqualsSingleRank() throws {
         let dir = try scratchDirectory(self)
         let prompts = "\(dir)/prompts.txt"
-        try "The answer is\nOnce upon a time, in a land far away\nGrok".write(toFile: prompts, atomically: true, encoding: .utf8)
-        let args = ["--prompt-file", prompts, "--max-tokens", "12", "--temperature", "0", "--ignore-eos"]
-        let single = try launch("grok-coordinator", args)
-        XCTAssertEqual(single.status, 0, single.stderr)
-        let spread = try runUnderMPI(ranks: 4, args + ["--topology", Self.topology("tiny-4r-pp2-tp2.json"), "--stats"])
-        XCTAssertEqual(spread.status, 0, spread.stderr)
-        XCTAssertEqual(spread.stdout, single.stdout)
-        // --stats: a header and one row per rank, on rank 0's stderr.
-        let rows = spread.stderrLines.filter { $0.range(of: #"^\s+[0-3]\s+[01]\s"#, options: .regularExpression) != nil }
-        XCTAssertEqual(rows.count, 4, spread.stderr)
+        try "The answer is\nOnce upon a time, in a land far away, there lived\nGrok".write(toFile: prompts, atomically: true, encoding: .utf8)
+        let grok2 = "\(dir)/grok2-q8_0.gguf"
+        let synth = try launch("grok", ["synth", "--preset", "grok-2-tiny", "--dtype", "q8_0", "--output", grok2])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        for model in [nil, grok2] {
+            let args = (model.map { ["--model", $0] } ?? []) + ["--prompt-file", prompts, "--max-tokens", "8", "--temperature", "0",
+                                                               "--ignore-eos", "--json"]
+            let single = try launch("grok-coordinator", args + ["--logits-out", "\(dir)/single.npy"])
+            XCTAssertEqual(single.status, 0, single.stderr)
+            let singleLogits = try NPY.readFloat32("\(dir)/single.npy").values
+            let singleTokens = try generatedTokens(single.stdout)
+            XCTAssertEqual(singleTokens.count, 3)
+            for layout in Self.tinyTopologies {
+                let name = "\(model ?? "embedded") \(layout)"
+                let out = "\(dir)/\(layout).npy"
+                let run = try runUnderMPI(ranks: try Self.worldSize(layout), args + ["--topology", Self.topology(layout), "--logits-out", out])
+                XCTAssertEqual(run.status, 0, "\(name): \(run.stderr)")
+                guard run.status == 0 else { continue }
+                XCTAssertEqual(try generatedTokens(run.stdout), singleTokens, name)
+                let logits = try NPY.readFloat32(out).values
+                XCTAssertEqual(logits.count, singleLogits.count, name)
+                let diff = maxDifference(logits, singleLogits)
+                XCTAssertLessThan(diff, 1e-4 * largest(singleLogits), "\(name): \(diff)")
+            }
+        }
+    }
+
+    /// The generated token ids of each `--json` line, in sequence order.
+    func generatedTokens(_ stdout: String) throws -> [[Int]] {
+        try stdout.split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return object["generated_tokens"] as! [Int]
+        }
+    }
+
+    /// Each rank holds its share, not the model: with experts sliced over 2 ranks, each rank's
+    /// peak resident memory (from --stats-json) is close to its weights plus KV cache, and well
+    /// under what one rank holding everything needs. Also checks the stats table's rows.
+    func testRanksHoldOnlyTheirShare() throws {
+        let dir = try scratchDirectory(self)
+        let model = "\(dir)/small.gguf"
+        let synth = try launch("grok", ["synth", "--preset", "grok-1-small", "--dtype", "f32", "--output", model])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let args = ["--model", model, "--tokens", "1,2,3", "--max-tokens", "4", "--temperature", "0", "--ignore-eos"]
+        func stats(_ ranks: Int, _ layout: String) throws -> [[String: Any]] {
+            let path = "\(dir)/\(layout).json"
+            let run = try runUnderMPI(ranks: ranks, args + ["--topology", Self.topology(layout), "--stats", "--stats-json", path])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let rows = run.stderrLines.filter { $0.range(of: #"^\s+\d+\s+\d+\s+\d+\s"#, options: .regularExpression) != nil }
+            XCTAssertEqual(rows.count, ranks, run.stderr)
+            return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [[String: Any]]
+        }
+        let whole = try stats(1, "tiny-1r.json")[0]
+        let wholeWeights = whole["weightBytes"] as! Int
+        for rank in try stats(2, "tiny-2r-slice2.json") {
+            let weights = rank["weightBytes"] as! Int, peak = rank["peakResidentBytes"] as! Int
+            let kv = rank["kvCacheBytes"] as! Int
+            XCTAssertLessThan(Double(weights), 0.55 * Double(wholeWeights), "rank \(rank["rank"]!) weights")
+            XCTAssertLessThan(peak, weights + kv + 160_000_000, "rank \(rank["rank"]!): peak RSS \(peak) for \(weights) B of weights")
+            XCTAssertLessThan(Double(peak), 0.8 * Double(whole["peakResidentBytes"] as! Int), "rank \(rank["rank"]!)")
+        }
     }
 
     /// A layout that does not fit is one line on rank 0, before loading; every rank exits non-zero.
