@@ -66,6 +66,34 @@ final class DistributedTests: XCTestCase {
         }
     }
 
+    /// Layouts no shipped file has: rank 0 in the last stage, stage ranks listed out of order,
+    /// three uneven stages, a stage of one rank between multi-rank ones, replicated attention with
+    /// sliced experts.
+    func testUnusualLayoutsEqualSingleRank() throws {
+        let layouts = [
+            #"{"worldSize": 2, "stages": [{"layers": "0-2", "ranks": [1]}, {"layers": "3", "ranks": [0]}]}"#,
+            #"{"worldSize": 2, "stages": [{"layers": "0-3", "ranks": [1, 0], "experts": {"mode": "parallel", "rule": "round-robin"}}]}"#,
+            #"{"worldSize": 5, "microBatches": 3, "stages": [{"layers": "0", "ranks": [4, 2]}, {"layers": "1-2", "ranks": [0]}, {"layers": "3", "ranks": [1, 3], "experts": {"mode": "slice"}}]}"#,
+            #"{"worldSize": 2, "stages": [{"layers": "0-3", "ranks": [0, 1], "tensorParallel": false, "experts": {"mode": "slice"}}]}"#,
+        ]
+        let dir = try temporaryDirectory(self)
+        for config in [Grok1.tiny, Grok2.tiny] {
+            let path = try synthesize(config, .f32)
+            let prompts = Self.prompts(vocabulary: config.vocabularySize)
+            let single = try Generator(model: loadModel(path, threads: 1), tokenizer: nil).generate(prompts: prompts, options: Self.options).results
+            for (i, json) in layouts.enumerated() {
+                let file = "\(dir)/layout-\(i).json"
+                try json.write(toFile: file, atomically: true, encoding: .utf8)
+                let spread = try generateSpread(path, topology: file, prompts: prompts, options: Self.options)
+                for (a, b) in zip(single, spread) {
+                    XCTAssertEqual(a.generatedTokens, b.generatedTokens, "\(config.architecture) layout \(i)")
+                    let diff = maxAbsDifference(a.logits, b.logits)
+                    XCTAssertLessThan(diff, Self.tolerance * maxAbs(a.logits), "\(config.architecture) layout \(i): \(diff)")
+                }
+            }
+        }
+    }
+
     /// The expert-parallel stage really moves tokens with all-to-all, and every routed token is
     /// computed exactly once per chosen expert (counted across ranks).
     func testExpertParallelDispatchCountsEveryRoutedToken() throws {
