@@ -103,7 +103,7 @@ extension GrokModel {
         let d = config.modelWidth, n = x.rows, E = config.expertCount
         let ranks = plan.stagePlan.ranks, size = ranks.count, me = stage.rank
         let placement = plan.stagePlan.placement[l]!
-        let owned = me * n / size ..< (me + 1) * n / size
+        let owned = evenSlice(n, part: me, of: size)
         let assignments = route(w, x, rows: owned)
 
         // Outgoing (row, gate) per destination stage rank, grouped by expert in ascending order.

@@ -204,7 +204,7 @@ public final class GrokModel {
         }
         guard plan.rank == 0, r > 0 else { return }
         for (i, sender) in last.enumerated() {
-            let columns = i * v / last.count ..< (i + 1) * v / last.count
+            let columns = evenSlice(v, part: i, of: last.count)   // the plan's outputRows of that rank
             let slice: FloatBuffer
             if sender == 0 {
                 slice = partial

@@ -25,6 +25,12 @@ public struct ModelShape: Sendable, Equatable {
     }
 }
 
+/// Part `part` of `parts` contiguous, near-equal pieces of `0..<total` (how heads, columns and
+/// vocabulary rows are shared out over a group of ranks).
+public func evenSlice(_ total: Int, part: Int, of parts: Int) -> Range<Int> {
+    part * total / parts ..< (part + 1) * total / parts
+}
+
 /// How a stage runs its experts.
 public enum ExpertMode: String, Sendable, Equatable, Codable {
     /// Whole experts live on the ranks a placement names; tokens travel to them (all-to-all).

@@ -293,10 +293,10 @@ extension Topology {
         let T = stage.tensorParallelSize, i = stage.tensorParallel ? local : 0
         let H = shape.queryHeads, Hkv = shape.kvHeads, D = shape.denseWidth, F = shape.expertWidth, V = shape.vocabulary
 
-        let queryHeads = i * H / T ..< (i + 1) * H / T
+        let queryHeads = evenSlice(H, part: i, of: T)
         let kvHeads: Range<Int>
         if T <= Hkv {
-            kvHeads = i * Hkv / T ..< (i + 1) * Hkv / T
+            kvHeads = evenSlice(Hkv, part: i, of: T)
         } else {
             let group = queryHeads.lowerBound / (H / Hkv)
             kvHeads = group ..< group + 1
@@ -305,13 +305,13 @@ extension Topology {
         for l in stage.layers {
             experts[l] = stage.placement[l]!.indices.filter { stage.placement[l]![$0].contains(rank) }
         }
-        let vocabularySlice = local * V / n ..< (local + 1) * V / n
+        let vocabularySlice = evenSlice(V, part: local, of: n)
         return RankPlan(
             rank: rank, worldSize: worldSize, stages: stages, stage: s,
             queryHeads: queryHeads, kvHeads: kvHeads,
-            denseColumns: D > 0 ? i * D / T ..< (i + 1) * D / T : 0..<0,
+            denseColumns: evenSlice(D, part: i, of: T),
             experts: experts,
-            expertColumns: stage.expertMode == .slice ? local * F / n ..< (local + 1) * F / n : 0..<F,
+            expertColumns: stage.expertMode == .slice ? evenSlice(F, part: local, of: n) : 0..<F,
             embeddingRows: s == 0 ? vocabularySlice : 0..<0,
             outputRows: s == stages.count - 1 ? vocabularySlice : 0..<0,
             microBatches: effectiveMicroBatches)
