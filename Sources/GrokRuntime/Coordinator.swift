@@ -73,6 +73,9 @@ public final class CoordinatorRun {
                 try topology.validate(shape: shape, worldSize: comm.size, source: path)
                 return topology.plan(rank: comm.rank, shape: shape)
             }
+            if let cores = CoordinatorRun.allowedCores(), cores < configuration.threads {
+                standardError("warning: rank \(comm.rank): --threads \(configuration.threads) but this process may only run on \(cores) core\(cores == 1 ? "" : "s") (mpirun binds up to 2 ranks to one core each: add --bind-to none)\n")
+            }
             let loaded = try agree { () -> (GrokModel, (any Tokenizer)?) in
                 let pool = ThreadPool(threads: configuration.threads)
                 BLAS.setThreads(1)  // our pool parallelises; mpirun's binding would change OpenBLAS's default
@@ -284,6 +287,15 @@ struct JSONLine: Encodable {
 }
 
 extension CoordinatorRun {
+    /// Cores this process may run on (its CPU affinity mask, `Cpus_allowed` in /proc/self/status
+    /// on Linux), or nil where that is not known.
+    static func allowedCores() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+        let mask = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+        return mask.reduce(0) { $0 + Int(String($1), radix: 16)!.nonzeroBitCount }
+    }
+
     /// Gathers every rank's statistics to rank 0 and prints / writes them.
     func reportStats(model: GrokModel, timer: ForwardTimer, wallSeconds: Double) throws {
         let mine = RankStats(rank: comm.rank, model: model, stats: stats, timer: timer, kvCacheBytes: timer.kvCacheBytes,
