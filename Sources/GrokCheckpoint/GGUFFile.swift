@@ -37,6 +37,8 @@ public final class GGUFFile: @unchecked Sendable {
     private let tensorIndex: [String: Int]
     // The mapping (nil only for an empty file, which never gets this far).
     private let base: UnsafeRawPointer?
+    /// Column slices copied out of the mapping (see `block`).
+    let arena = ByteArena()
 
     /// Maps and validates the file at `path`.
     ///

@@ -52,7 +52,8 @@ public struct ForwardError: Error, CustomStringConvertible {
 public final class GrokModel {
     public let config: ModelConfig
     public let plan: RankPlan
-    public let file: GGUFFile
+    /// Where the weights come from (a GGUF file or a rank's shard); kept alive with the model.
+    public let source: TensorSource
     public let pool: ThreadPool
     let weights: ModelWeights
     let inverseFrequencies: [Float]
@@ -62,16 +63,16 @@ public final class GrokModel {
     /// Tokens each held expert computed, per layer (for `--stats`).
     public internal(set) var expertTokens: [Int: [Int: Int]] = [:]
 
-    /// Reads the configuration from `file`, checks every tensor it implies and maps the plan's
-    /// weights. Throws `ModelConfigError` / `CheckpointError` before any compute. No communication:
-    /// a multi-rank plan needs `connect` (collective) before `forward`.
-    public init(file: GGUFFile, plan: RankPlan? = nil, pool: ThreadPool) throws {
-        let config = try ModelConfig(gguf: file)
+    /// Reads the configuration from `source`'s metadata, checks every tensor it implies and takes
+    /// the plan's blocks. Throws `ModelConfigError` / `CheckpointError` before any compute. No
+    /// communication: a multi-rank plan needs `connect` (collective) before `forward`.
+    public init(source: TensorSource, plan: RankPlan? = nil, pool: ThreadPool) throws {
+        let config = try ModelConfig(gguf: source.metadataFile)
         self.config = config
         self.plan = plan ?? .whole(config.shape)
-        self.file = file
+        self.source = source
         self.pool = pool
-        weights = try ModelWeights(file: file, config: config, plan: self.plan)
+        weights = try ModelWeights(source: source, config: config, plan: self.plan)
         inverseFrequencies = Ops.ropeInverseFrequencies(dim: config.headDim, base: config.ropeBase)
     }
 
@@ -85,10 +86,8 @@ public final class GrokModel {
         stage = try world.split(color: plan.stage, key: local)!
     }
 
-    /// Bytes of weights this rank holds: its slices of the file (mapped) and repacked copies.
+    /// Bytes of weights this rank holds (mapped slices and copies).
     public var weightBytes: Int { weights.byteCount }
-    /// Of `weightBytes`, those copied out of the mapping (column slices); the rest is mapped.
-    public var ownedWeightBytes: Int { weights.storage.byteCount }
 
     /// A KV cache for `slots` sequences of up to `capacity` positions (at most the context length).
     public func makeCache(slots: Int, capacity: Int) -> KVCache {

@@ -2,8 +2,8 @@ import GrokCheckpoint
 import GrokTensor
 import GrokTopology
 
-/// The weights of one decoder layer that a rank's plan names. Matrices point into the mapped file
-/// (PyTorch layout `[out, in]`, file dtype); norm and router vectors are small and copied to f32.
+/// The weights of one decoder layer that a rank's plan names. Matrices are views of the source
+/// (PyTorch layout `[out, in]`, the source's dtype); norm and router vectors are small and f32.
 struct LayerWeights {
     var attentionNorm: [Float]           // [d]            blk.N.attn_norm
     var query: WeightMatrix              // [Hl·hd, d]     blk.N.attn_q (this rank's heads)
@@ -33,12 +33,104 @@ struct ModelWeights {
     var output: WeightMatrix             // [Vo, d] output (or token_embd when tied) rows plan.outputRows (last stage)
     var outputNorm: [Float]              // [d]
     var layers: [Int: LayerWeights]      // the plan's layers
-    /// Column slices copied out of the mapped file (row slices stay zero-copy in the mapping).
-    let storage: OwnedStorage
+}
+
+/// One block of one tensor that a rank holds: rows × columns of a matrix (of one expert of a
+/// 3-D expert tensor). The list of blocks is a pure function of the model and the plan, shared
+/// by the loader and by `grok shard`, so a shard holds exactly what its rank will ask for.
+public struct WeightBlock: Hashable, Codable, Sendable {
+    public var name: String
+    /// The whole tensor's dims in ggml order (innermost first), checked against the source.
+    public var dims: [Int]
+    public var expert: Int?
+    public var rows: Range<Int>
+    public var columns: Range<Int>
+
+    public init(name: String, dims: [Int], expert: Int? = nil, rows: Range<Int>, columns: Range<Int>) {
+        self.name = name
+        self.dims = dims
+        self.expert = expert
+        self.rows = rows
+        self.columns = columns
+    }
+
+    /// Every block `plan`'s rank holds, in load order.
+    public static func list(config: ModelConfig, plan: RankPlan) -> [WeightBlock] {
+        var blocks: [WeightBlock] = []
+        let placeholder = UnsafeRawPointer(bitPattern: 64)!   // never read: the pass only records
+        _ = ModelWeights.assemble(config: config, plan: plan,
+                                  matrix: { blocks.append($0); return WeightMatrix(base: placeholder, dtype: .f32, rows: $0.rows.count, cols: $0.columns.count) },
+                                  vector: { blocks.append($0); return [Float](repeating: 0, count: $0.rows.count * $0.columns.count) })
+        return blocks
+    }
 }
 
 extension ModelWeights {
-    /// Bytes of every weight this rank holds (mapped slices and repacked copies; norms and router in f32).
+    /// Checks every tensor the plan needs (name, dims) and takes its blocks from `source`.
+    init(source: TensorSource, config: ModelConfig, plan: RankPlan) throws {
+        func take(_ block: WeightBlock) throws -> WeightMatrix {
+            let info = try source.requireTensor(block.name, dims: block.dims)
+            let bytes = try source.block(block.name, expert: block.expert, rows: block.rows, columns: block.columns)
+            return WeightMatrix(base: bytes.baseAddress!, dtype: info.dtype, rows: block.rows.count, cols: block.columns.count)
+        }
+        self = try ModelWeights.assemble(config: config, plan: plan, matrix: take, vector: { try take($0).floats(rows: 0..<$0.rows.count) })
+    }
+
+    /// The one description of what a rank holds: builds the weights from the blocks `matrix` and
+    /// `vector` (dequantized to f32) return for each request. `WeightBlock.list` records the requests.
+    static func assemble(config c: ModelConfig, plan: RankPlan, matrix take: (WeightBlock) throws -> WeightMatrix,
+                         vector takeVector: (WeightBlock) throws -> [Float]) rethrows -> ModelWeights {
+        let d = c.modelWidth, hd = c.headDim, E = c.expertCount, F = c.expertFFNWidth, D = c.denseFFNWidth
+        func matrix(_ name: String, _ rows: Int, _ cols: Int, rows slice: Range<Int>? = nil, columns: Range<Int>? = nil) throws -> WeightMatrix {
+            try take(WeightBlock(name: name, dims: [cols, rows], rows: slice ?? 0..<rows, columns: columns ?? 0..<cols))
+        }
+        func vector(_ name: String, _ count: Int, rows: Int = 1) throws -> [Float] {   // [rows, count] f32, row-major
+            try takeVector(WeightBlock(name: name, dims: rows == 1 ? [count] : [count, rows], rows: 0..<rows, columns: 0..<count))
+        }
+        func expert(_ name: String, _ e: Int, rows: Range<Int>, columns: Range<Int>, dims: [Int]) throws -> WeightMatrix {
+            try take(WeightBlock(name: name, dims: dims, expert: e, rows: rows, columns: columns))
+        }
+        let none = WeightMatrix(base: UnsafeRawPointer(bitPattern: 64)!, dtype: .f32, rows: 0, cols: d)   // a stage without it
+        let embedding = plan.embeddingRows.isEmpty ? none : try matrix("token_embd.weight", c.vocabularySize, d, rows: plan.embeddingRows)
+        let output = plan.outputRows.isEmpty ? none
+            : try matrix(c.tiedEmbeddings ? "token_embd.weight" : "output.weight", c.vocabularySize, d, rows: plan.outputRows)
+        let outputNorm = try vector("output_norm.weight", d)
+        let postNorm = c.architecture == .grok1 ? Grok1.postFeedForwardNorm : Grok2.postFeedForwardNorm
+        let heads = plan.queryHeads.lowerBound * hd ..< plan.queryHeads.upperBound * hd
+        let kvHeads = plan.kvHeads.lowerBound * hd ..< plan.kvHeads.upperBound * hd
+        var layers: [Int: LayerWeights] = [:]
+        for l in plan.layers {
+            let p = "blk.\(l)."
+            let attentionNorm = try vector(p + "attn_norm.weight", d)
+            let query = try matrix(p + "attn_q.weight", c.queryWidth, d, rows: heads)
+            let key = try matrix(p + "attn_k.weight", c.kvWidth, d, rows: kvHeads)
+            let value = try matrix(p + "attn_v.weight", c.kvWidth, d, rows: kvHeads)
+            let attentionOutput = try matrix(p + "attn_output.weight", d, c.queryWidth, columns: heads)
+            let postAttentionNorm = try vector(p + "attn_output_norm.weight", d)
+            let feedForwardNorm = try vector(p + "ffn_norm.weight", d)
+            let router = try vector(p + "ffn_gate_inp.weight", d, rows: E)
+            var held: [Int: ExpertWeights] = [:]
+            for e in plan.experts[l] ?? [] {
+                let slice = plan.expertColumns
+                held[e] = ExpertWeights(gate: try expert(p + "ffn_gate_exps.weight", e, rows: slice, columns: 0..<d, dims: [d, F, E]),
+                                        up: try expert(p + "ffn_up_exps.weight", e, rows: slice, columns: 0..<d, dims: [d, F, E]),
+                                        down: try expert(p + "ffn_down_exps.weight", e, rows: 0..<d, columns: slice, dims: [F, d, E]))
+            }
+            var dense: DenseMLPWeights?
+            if D > 0 {
+                dense = DenseMLPWeights(gate: try matrix(p + "ffn_gate.weight", D, d, rows: plan.denseColumns),
+                                        up: try matrix(p + "ffn_up.weight", D, d, rows: plan.denseColumns),
+                                        down: try matrix(p + "ffn_down.weight", d, D, columns: plan.denseColumns))
+            }
+            layers[l] = LayerWeights(attentionNorm: attentionNorm, query: query, key: key, value: value,
+                                     attentionOutput: attentionOutput, postAttentionNorm: postAttentionNorm,
+                                     feedForwardNorm: feedForwardNorm, router: router, experts: held,
+                                     postFeedForwardNorm: try vector(p + postNorm + ".weight", d), dense: dense)
+        }
+        return ModelWeights(embedding: embedding, output: output, outputNorm: outputNorm, layers: layers)
+    }
+
+    /// Bytes of every weight this rank holds (norms and router in f32).
     var byteCount: Int {
         var total = embedding.byteCount + (output.base == embedding.base && output.rows == embedding.rows ? 0 : output.byteCount)
         total += outputNorm.count * 4
@@ -50,113 +142,6 @@ extension ModelWeights {
             if let dense = layer.dense { total += dense.gate.byteCount + dense.up.byteCount + dense.down.byteCount }
         }
         return total
-    }
-}
-
-/// Memory this rank owns for repacked weight slices; freed with the model.
-final class OwnedStorage {
-    private var blocks: [UnsafeMutableRawPointer] = []
-    private(set) var byteCount = 0
-    func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
-        let block = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-        blocks.append(block)
-        byteCount += bytes
-        return block
-    }
-    deinit { blocks.forEach { $0.deallocate() } }
-}
-
-extension ModelWeights {
-    /// Checks every tensor the config implies (name, shape) and maps the plan's share of them.
-    init(file: GGUFFile, config c: ModelConfig, plan: RankPlan) throws {
-        let d = c.modelWidth, hd = c.headDim, E = c.expertCount, F = c.expertFFNWidth
-        let storage = OwnedStorage()
-        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
-            let info = try file.require(name, dims: [cols, rows], dtypes: Set(DType.allCases))
-            try blockCheck(info, cols)
-            return WeightMatrix(base: file.data(of: info).baseAddress!, dtype: info.dtype, rows: rows, cols: cols)
-        }
-        func blockCheck(_ info: GGUFTensorInfo, _ cols: Int) throws {
-            if cols % info.dtype.blockSize != 0 {
-                throw CheckpointError(file: file.path, field: info.name,
-                                      expected: "rows of a multiple of \(info.dtype.blockSize) for \(info.dtype)",
-                                      found: "\(cols)")
-            }
-        }
-        func vector(_ name: String, _ count: Int) throws -> [Float] {
-            let info = try file.require(name, dims: [count], dtypes: Set(DType.allCases))
-            try blockCheck(info, count)
-            return WeightMatrix(base: file.data(of: info).baseAddress!, dtype: info.dtype, rows: 1, cols: count).floats(rows: 0..<1)
-        }
-        func experts(_ name: String, rows: Int, cols: Int) throws -> (Int) -> WeightMatrix {
-            let info = try file.require(name, dims: [cols, rows, E], dtypes: Set(DType.allCases))
-            try blockCheck(info, cols)
-            let whole = WeightMatrix(base: file.data(of: info).baseAddress!, dtype: info.dtype, rows: E * rows, cols: cols)
-            return { e in whole.rows(e * rows ..< (e + 1) * rows) }
-        }
-
-        /// Columns `range` of every row, copied into owned memory (a row-parallel slice).
-        func columns(_ w: WeightMatrix, _ range: Range<Int>, _ name: String) throws -> WeightMatrix {
-            if range == 0..<w.cols { return w }
-            let block = w.dtype.blockSize
-            guard range.lowerBound % block == 0 && range.count % block == 0 else {
-                throw CheckpointError(file: file.path, field: name,
-                                      expected: "column slices at multiples of \(block) for \(w.dtype) (the layout splits columns \(range.lowerBound)..<\(range.upperBound))",
-                                      found: "a slice inside a block")
-            }
-            let sliceBytes = w.dtype.rowBytes(range.count), offset = w.dtype.rowBytes(range.lowerBound)
-            let base = storage.allocate(w.rows * sliceBytes)
-            for r in 0..<w.rows { (base + r * sliceBytes).copyMemory(from: w.row(r) + offset, byteCount: sliceBytes) }
-            file.evict(UnsafeRawBufferPointer(start: w.base, count: w.byteCount))   // hold the copy, not the whole matrix
-            return WeightMatrix(base: UnsafeRawPointer(base), dtype: w.dtype, rows: w.rows, cols: range.count)
-        }
-
-        let embeddingTensor = try matrix("token_embd.weight", rows: c.vocabularySize, cols: d)
-        embedding = embeddingTensor.rows(plan.embeddingRows)
-        output = (c.tiedEmbeddings ? embeddingTensor : try matrix("output.weight", rows: c.vocabularySize, cols: d))
-            .rows(plan.outputRows)
-        outputNorm = try vector("output_norm.weight", d)
-        let postNorm = c.architecture == .grok1 ? Grok1.postFeedForwardNorm : Grok2.postFeedForwardNorm
-
-        var layers: [Int: LayerWeights] = [:]
-        for l in plan.layers {
-            let p = "blk.\(l)."
-            let q = try matrix(p + "attn_q.weight", rows: c.queryWidth, cols: d)
-            let k = try matrix(p + "attn_k.weight", rows: c.kvWidth, cols: d)
-            let v = try matrix(p + "attn_v.weight", rows: c.kvWidth, cols: d)
-            let gate = try experts(p + "ffn_gate_exps.weight", rows: F, cols: d)
-            let up = try experts(p + "ffn_up_exps.weight", rows: F, cols: d)
-            let down = try experts(p + "ffn_down_exps.weight", rows: d, cols: F)
-            var held: [Int: ExpertWeights] = [:]
-            let slice = plan.expertColumns
-            for e in plan.experts[l] ?? [] {
-                held[e] = ExpertWeights(gate: gate(e).rows(slice), up: up(e).rows(slice),
-                                        down: try columns(down(e), slice, p + "ffn_down_exps.weight"))
-            }
-            var dense: DenseMLPWeights?
-            if c.denseFFNWidth > 0 {
-                let D = c.denseFFNWidth, slice = plan.denseColumns
-                dense = DenseMLPWeights(gate: try matrix(p + "ffn_gate.weight", rows: D, cols: d).rows(slice),
-                                        up: try matrix(p + "ffn_up.weight", rows: D, cols: d).rows(slice),
-                                        down: try columns(try matrix(p + "ffn_down.weight", rows: d, cols: D), slice, p + "ffn_down.weight"))
-            }
-            let headColumns = plan.queryHeads.lowerBound * hd ..< plan.queryHeads.upperBound * hd
-            layers[l] = LayerWeights(
-                attentionNorm: try vector(p + "attn_norm.weight", d),
-                query: q.rows(plan.queryHeads.lowerBound * hd ..< plan.queryHeads.upperBound * hd),
-                key: k.rows(plan.kvHeads.lowerBound * hd ..< plan.kvHeads.upperBound * hd),
-                value: v.rows(plan.kvHeads.lowerBound * hd ..< plan.kvHeads.upperBound * hd),
-                attentionOutput: try columns(try matrix(p + "attn_output.weight", rows: d, cols: c.queryWidth), headColumns,
-                                             p + "attn_output.weight"),
-                postAttentionNorm: try vector(p + "attn_output_norm.weight", d),
-                feedForwardNorm: try vector(p + "ffn_norm.weight", d),
-                router: try matrix(p + "ffn_gate_inp.weight", rows: E, cols: d).floats(rows: 0..<E),
-                experts: held,
-                postFeedForwardNorm: try vector(p + postNorm + ".weight", d),
-                dense: dense)
-        }
-        self.layers = layers
-        self.storage = storage
     }
 }
 

@@ -47,7 +47,7 @@ public enum Benchmark {
             try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
         }
         let file = try GGUFFile(path: path)
-        let model = try GrokModel(file: file, pool: ThreadPool(threads: threads))
+        let model = try GrokModel(source: file, pool: ThreadPool(threads: threads))
         // Touch every weight once so the page cache, not the disk, is measured.
         _ = file.tensors.reduce(0) { sum, t in
             let d = file.data(of: t)

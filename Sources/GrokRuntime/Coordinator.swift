@@ -79,7 +79,7 @@ public final class CoordinatorRun {
             let loaded = try agree { () -> (GrokModel, (any Tokenizer)?) in
                 let pool = ThreadPool(threads: configuration.threads)
                 BLAS.setThreads(1)  // our pool parallelises; mpirun's binding would change OpenBLAS's default
-                return (try GrokModel(file: file, plan: plan, pool: pool), try ModelSource.tokenizer(of: file))
+                return (try GrokModel(source: file, plan: plan, pool: pool), try ModelSource.tokenizer(of: file))
             }
             let (model, tokenizer) = loaded
             if plan != nil { try agree { try model.connect(comm) } }
@@ -172,7 +172,7 @@ public final class CoordinatorRun {
     private func readPrompts(model: GrokModel, tokenizer: (any Tokenizer)?) throws -> [[Int32]] {
         func encode(_ text: String) throws -> [Int32] {
             guard let tokenizer else {
-                throw GenerationError("\(model.file.path): the model carries no tokenizer (tokenizer.ggml.*); give --tokens")
+                throw GenerationError("\(model.source.path): the model carries no tokenizer (tokenizer.ggml.*); give --tokens")
             }
             // Special tokens written in the prompt (e.g. Grok-2's <|separator|>) become their ids, as in llama.cpp.
             return tokenizer.encode(text, addBOS: configuration.addBOS ?? tokenizer.addsBOSByDefault, parseSpecial: true)

@@ -18,7 +18,6 @@ struct RankStats: Codable {
     /// Tokens computed by each held expert, per layer ("layer" → "expert" → tokens).
     var expertTokens: [String: [String: Int]]
     var weightBytes: Int
-    var copiedWeightBytes: Int
     var kvCacheBytes: Int
     var peakResidentBytes: Int
     var wallSeconds: Double
@@ -38,7 +37,6 @@ struct RankStats: Codable {
             (String(layer), Dictionary(uniqueKeysWithValues: experts.map { (String($0.key), $0.value) }))
         })
         weightBytes = model.weightBytes
-        copiedWeightBytes = model.ownedWeightBytes
         self.kvCacheBytes = kvCacheBytes
         peakResidentBytes = RankStats.peakResidentBytes()
         self.wallSeconds = wallSeconds

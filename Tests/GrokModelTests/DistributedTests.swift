@@ -127,7 +127,7 @@ final class DistributedTests: XCTestCase {
         let perRank = try LocalCommunicator.run(ranks: layout.worldSize) { local -> [SequenceResult] in
             let stats = CommunicationStats()
             let comm = InstrumentedCommunicator(local, stats: stats)
-            let model = try GrokModel(file: file, plan: layout.plan(rank: comm.rank, shape: shape), pool: ThreadPool(threads: 1))
+            let model = try GrokModel(source: file, plan: layout.plan(rank: comm.rank, shape: shape), pool: ThreadPool(threads: 1))
             try model.connect(comm)
             defer { lock.lock(); inspect?(model, stats); lock.unlock() }
             if comm.rank != 0 {

@@ -24,7 +24,7 @@ func temporaryDirectory(_ test: XCTestCase) throws -> String {
 
 /// Loads a model on one rank with `threads` threads.
 func loadModel(_ path: String, threads: Int = 2) throws -> GrokModel {
-    try GrokModel(file: GGUFFile(path: path), pool: ThreadPool(threads: threads))
+    try GrokModel(source: GGUFFile(path: path), pool: ThreadPool(threads: threads))
 }
 
 /// Logits of every position of `tokens` from one full forward pass, `[T, V]` row-major.

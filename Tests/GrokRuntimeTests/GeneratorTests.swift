@@ -12,7 +12,7 @@ final class GeneratorTests: XCTestCase {
         try Synthesizer.write(Grok1.tiny, dtype: .f32, seed: 5, name: "gen", to: path)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         let file = try GGUFFile(path: path)
-        return Generator(model: try GrokModel(file: file, pool: ThreadPool(threads: 1)), tokenizer: try ModelSource.tokenizer(of: file))
+        return Generator(model: try GrokModel(source: file, pool: ThreadPool(threads: 1)), tokenizer: try ModelSource.tokenizer(of: file))
     }
 
     func testGenerationStopsAtTheContextLength() throws {
