@@ -111,6 +111,14 @@ public enum Kernels {
     }
 }
 
+/// Checksums of stored bytes.
+public enum Checksum {
+    /// XXH64 (seed 0) of `bytes`, about 10 GB/s per core.
+    public static func xxh64(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
+        grok_xxh64(bytes.baseAddress, bytes.count, seed)
+    }
+}
+
 /// The C entry points used by the other files of GrokTensor.
 enum Native {
     static func createPool(threads: Int) -> OpaquePointer? { grok_pool_create(Int32(threads)) }

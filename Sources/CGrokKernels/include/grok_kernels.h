@@ -61,6 +61,9 @@ void grok_pool_destroy(grok_pool *pool);
 /// running a job (a nested call from inside fn, or a call from another thread), runs inline.
 void grok_pool_run(grok_pool *pool, grok_task_fn fn, void *context, size_t count, size_t chunk);
 
+/// XXH64 of `length` bytes (xxhash64.c): the checksum of shard blocks.
+uint64_t grok_xxh64(const void *data, size_t length, uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif
