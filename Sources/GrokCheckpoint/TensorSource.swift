@@ -20,6 +20,32 @@ public protocol TensorSource: AnyObject {
     func release(_ bytes: UnsafeRawBufferPointer)
 }
 
+/// One block of one tensor that a rank holds: rows × columns of a matrix (of one expert of a
+/// 3-D expert tensor). Which blocks a rank holds is a pure function of the model and the plan
+/// (`WeightBlock.list` in GrokModel), shared by the loader and by `grok shard`, so a shard holds
+/// exactly what its rank will ask for.
+public struct WeightBlock: Hashable, Codable, Sendable {
+    public var name: String
+    /// The whole tensor's dims in ggml order (innermost first), checked against the source.
+    public var dims: [Int]
+    public var expert: Int?
+    public var rows: Range<Int>
+    public var columns: Range<Int>
+
+    public init(name: String, dims: [Int], expert: Int? = nil, rows: Range<Int>, columns: Range<Int>) {
+        self.name = name
+        self.dims = dims
+        self.expert = expert
+        self.rows = rows
+        self.columns = columns
+    }
+
+    /// "blk.0.ffn_down_exps.weight expert 3 rows 0..<256 columns 64..<128", for messages.
+    public var label: String {
+        "\(name)\(expert.map { " expert \($0)" } ?? "") rows \(rows.lowerBound)..<\(rows.upperBound) columns \(columns.lowerBound)..<\(columns.upperBound)"
+    }
+}
+
 /// Memory a source or a model owns for copied slices; freed with its owner.
 public final class ByteArena: @unchecked Sendable {
     private var blocks: [UnsafeMutableRawPointer] = []

@@ -85,6 +85,20 @@ public enum Zstd {
         return output
     }
 
+    /// Decompresses one frame into `output`, which it must fill exactly (a shard chunk, whose
+    /// size the index records): no intermediate copy.
+    public static func decompress(_ data: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        guard let source = data.baseAddress, data.count > 0 else { throw ZstdError(operation: "decompress", reason: "empty input (no zstd frame)") }
+        var scratch: UInt8 = 0
+        let n = withUnsafeMutablePointer(to: &scratch) { fallback in
+            ZSTD_decompress(output.baseAddress ?? UnsafeMutableRawPointer(fallback), output.count, source, data.count)
+        }
+        try check(n, "decompress")
+        guard n == output.count else {
+            throw ZstdError(operation: "decompress", reason: "frame decoded to \(n) bytes, expected \(output.count)")
+        }
+    }
+
     private static func decompressFrame(_ data: UnsafeRawBufferPointer, size: Int) throws -> [UInt8] {
         var failure: Int?
         let output = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in

@@ -35,25 +35,7 @@ struct ModelWeights {
     var layers: [Int: LayerWeights]      // the plan's layers
 }
 
-/// One block of one tensor that a rank holds: rows × columns of a matrix (of one expert of a
-/// 3-D expert tensor). The list of blocks is a pure function of the model and the plan, shared
-/// by the loader and by `grok shard`, so a shard holds exactly what its rank will ask for.
-public struct WeightBlock: Hashable, Codable, Sendable {
-    public var name: String
-    /// The whole tensor's dims in ggml order (innermost first), checked against the source.
-    public var dims: [Int]
-    public var expert: Int?
-    public var rows: Range<Int>
-    public var columns: Range<Int>
-
-    public init(name: String, dims: [Int], expert: Int? = nil, rows: Range<Int>, columns: Range<Int>) {
-        self.name = name
-        self.dims = dims
-        self.expert = expert
-        self.rows = rows
-        self.columns = columns
-    }
-
+extension WeightBlock {
     /// Every block `plan`'s rank holds, in load order.
     public static func list(config: ModelConfig, plan: RankPlan) -> [WeightBlock] {
         var blocks: [WeightBlock] = []

@@ -26,6 +26,8 @@ public struct RunConfiguration: Sendable {
     /// Layout file (Topologies/*.json): every rank holds its shard and the ranks run one model.
     /// Without one, each rank holds the whole model and the prompts are shared out (data parallel).
     public var topologyPath: String?
+    /// A shard directory (`grok shard`): each rank loads only its own shard file.
+    public var shardsPath: String?
     /// Print per-rank statistics at the end (stderr), and/or write them as JSON.
     public var stats = false
     public var statsJSON: String?
@@ -63,24 +65,27 @@ public final class CoordinatorRun {
     /// Runs to completion; returns the process exit code (the same on every rank).
     public func execute() -> Int32 {
         do {
-            // 1. Every rank: open the model, check the layout against it and the world, then load
-            //    only this rank's share.
-            let file = try agree { try configuration.modelPath.map { try GGUFFile(path: $0) } ?? ModelSource.embeddedDefault() }
-            let plan = try agree { () -> RankPlan? in
-                guard let path = configuration.topologyPath else { return nil }
-                let shape = try ModelConfig(gguf: file).shape
-                let topology = try Topology(contentsOf: path)
-                try topology.validate(shape: shape, worldSize: comm.size, source: path)
-                return topology.plan(rank: comm.rank, shape: shape)
-            }
+            // 1. Every rank: open the model's metadata, check the layout against it and the world,
+            //    then load only this rank's share (from the model, or from its shard).
+            let opened = try agree { try openModel() }
             if let cores = CoordinatorRun.allowedCores(), cores < configuration.threads {
                 standardError("warning: rank \(comm.rank): --threads \(configuration.threads) but this process may only run on \(cores) core\(cores == 1 ? "" : "s") (mpirun binds up to 2 ranks to one core each: add --bind-to none)\n")
             }
+            let pool = ThreadPool(threads: configuration.threads)
+            BLAS.setThreads(1)  // our pool parallelises; mpirun's binding would change OpenBLAS's default
             let loaded = try agree { () -> (GrokModel, (any Tokenizer)?) in
-                let pool = ThreadPool(threads: configuration.threads)
-                BLAS.setThreads(1)  // our pool parallelises; mpirun's binding would change OpenBLAS's default
-                return (try GrokModel(source: file, plan: plan, pool: pool), try ModelSource.tokenizer(of: file))
+                let source: TensorSource
+                if let shards = opened.shards, let plan = opened.plan {
+                    source = try loadTogether(total: shards.manifest.ranks.map(\.fileBytes).reduce(0, +)) { progress in
+                        try Shards.open(shards.directory, manifest: shards.manifest, metadata: opened.metadata, rank: self.comm.rank,
+                                        plan: plan, config: try ModelConfig(gguf: opened.metadata), pool: pool, progress: progress)
+                    }
+                } else {
+                    source = opened.source!
+                }
+                return (try GrokModel(source: source, plan: opened.plan, pool: pool), try ModelSource.tokenizer(of: opened.metadata))
             }
+            let plan = opened.plan
             let (model, tokenizer) = loaded
             if plan != nil { try agree { try model.connect(comm) } }
             // 2. Rank 0: prompts → token ids, checked against the vocabulary and the context.
@@ -113,6 +118,65 @@ public final class CoordinatorRun {
             standardError("error: rank \(comm.rank): \(error)\n")
             comm.abort(code: 1)
         }
+    }
+
+    /// What step 1 opens on every rank: the model's metadata and, for a whole-model source, the
+    /// source; the layout's plan for this rank; a shard directory's manifest.
+    private struct Opened {
+        var metadata: GGUFFile
+        var source: TensorSource?
+        var plan: RankPlan?
+        var shards: (directory: String, manifest: ShardManifest)?
+    }
+
+    private func openModel() throws -> Opened {
+        let given = try configuration.topologyPath.map { try Topology(contentsOf: $0) }
+        if let directory = configuration.shardsPath {
+            let (manifest, metadata) = try Shards.readManifest(directory)
+            let config = try ModelConfig(gguf: metadata)
+            let topology = try Shards.topology(of: manifest, directory: directory, config: config, given: given)
+            try topology.validate(shape: config.shape, worldSize: comm.size, source: given?.source ?? "\(directory)/manifest.json")
+            return Opened(metadata: metadata, source: nil, plan: topology.plan(rank: comm.rank, shape: config.shape),
+                          shards: (directory, manifest))
+        }
+        let source = try configuration.modelPath.map { try ModelSource.open($0) } ?? ModelSource.embeddedDefault()
+        var plan: RankPlan?
+        if let given, let path = configuration.topologyPath {
+            let shape = try ModelConfig(gguf: source.metadataFile).shape
+            try given.validate(shape: shape, worldSize: comm.size, source: path)
+            plan = given.plan(rank: comm.rank, shape: shape)
+        }
+        return Opened(metadata: source.metadataFile, source: source, plan: plan, shards: nil)
+    }
+
+    /// Runs `body` (this rank's loading) on a thread while every rank reports its progress to
+    /// rank 0 five times a second (an allreduce of bytes done and of ranks finished), which shows
+    /// one bar for the whole cluster. Returns or rethrows `body`'s outcome once every rank is done.
+    private func loadTogether<T>(total: Int, _ body: @escaping (@escaping @Sendable (Int) -> Void) throws -> T) throws -> T {
+        let state = LoadState<T>()
+        let finished = DispatchSemaphore(value: 0)
+        let worker = Thread {
+            let outcome = Result { try body { n in state.lock.lock(); state.bytes += n; state.lock.unlock() } }
+            state.lock.lock(); state.outcome = outcome; state.lock.unlock()
+            finished.signal()
+        }
+        worker.stackSize = 16 << 20
+        worker.start()
+        let bar = comm.rank == 0 ? ProgressBar(label: "load") : nil
+        bar?.start(total: total)
+        while true {
+            usleep(200_000)
+            state.lock.lock()
+            var report: [Float] = [Float(state.bytes) / 1e6, state.outcome == nil ? 0 : 1]   // MB done, finished
+            state.lock.unlock()
+            try comm.allreduceSum(&report, count: 2)
+            bar?.update(done: Int(Double(report[0]) * 1e6))
+            if Int(report[1]) == comm.size { break }
+        }
+        finished.wait()
+        bar?.update(done: total)
+        bar?.finish()
+        return try state.outcome!.get()
     }
 
     /// One model over every rank: rank 0 runs the generator, the others serve its steps.
@@ -242,6 +306,13 @@ public final class CoordinatorRun {
                              timings.promptTokens, timings.prefillSeconds, timings.prefillTokensPerSecond,
                              timings.generatedTokens, timings.decodeSeconds, timings.decodeTokensPerSecond, comm.size))
     }
+}
+
+/// What a loading thread shares with the thread reporting its progress.
+private final class LoadState<T>: @unchecked Sendable {
+    let lock = NSLock()
+    var bytes = 0
+    var outcome: Result<T, Error>?
 }
 
 /// A failure every rank agreed on; printed once by rank 0.

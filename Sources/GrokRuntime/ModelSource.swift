@@ -23,6 +23,11 @@ public enum ModelSource {
         return try GGUFFile(path: path)
     }
 
+    /// The model at `path` as a tensor source: a GGUF file.
+    public static func open(_ path: String) throws -> TensorSource {
+        try GGUFFile(path: path)
+    }
+
     /// The tokenizer a GGUF carries (`tokenizer.ggml.*`), or nil when it carries none.
     public static func tokenizer(of file: GGUFFile) throws -> (any Tokenizer)? {
         guard let model = try file.string("tokenizer.ggml.model") else { return nil }

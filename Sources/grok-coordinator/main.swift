@@ -16,6 +16,8 @@ struct Coordinator: ParsableCommand {
     var model: String?
     @Option(help: "Layout file (see Topologies/README.md): each rank holds its shard and all ranks run one model. Without it, every rank holds the whole model and prompts are shared out.")
     var topology: String?
+    @Option(help: "Shard directory written by `grok shard`: each rank loads only its own shard (the layout is the one it was cut for; --topology, if given, must match).")
+    var shards: String?
     @Option(help: "Prompt text.")
     var prompt: String?
     @Option(help: "File with one prompt per line, generated together as a batch.")
@@ -58,6 +60,7 @@ struct Coordinator: ParsableCommand {
     func validate() throws {
         let sources = [prompt != nil, promptFile != nil, tokens != nil].filter { $0 }.count
         if sources > 1 { throw ValidationError("give only one of --prompt, --prompt-file, --tokens") }
+        if shards != nil && model != nil { throw ValidationError("give --model or --shards, not both (a shard directory carries its model)") }
         if maxTokens < 0 { throw ValidationError("--max-tokens: expected an integer ≥ 0, got \(maxTokens)") }
         if threads < 1 || threads > 512 { throw ValidationError("--threads: expected 1…512, got \(threads)") }
         if let tokens, parseTokens(tokens) == nil {
@@ -93,6 +96,7 @@ struct Coordinator: ParsableCommand {
         c.logitsOut = logitsOut
         c.addBOS = addBOS
         c.topologyPath = topology
+        c.shardsPath = shards
         c.stats = stats
         c.statsJSON = statsJSON
         return c

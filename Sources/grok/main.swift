@@ -11,7 +11,7 @@ struct Grok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grok",
         abstract: "GrokCluster offline tools.",
-        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self])
+        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self, Shard.self])
 }
 
 extension DType: ExpressibleByArgument {
@@ -121,6 +121,35 @@ struct Bench: ParsableCommand {
                 print(Benchmark.format(row))
             }
         }
+    }
+}
+
+struct Shard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cut a model into one shard file per rank of a layout (each holding exactly that rank's blocks), with a manifest.",
+        discussion: "Streams block by block: memory stays near one block whatever the model's size. Each chunk is checksummed (XXH64) and, unless --no-compress, zstd-compressed.")
+    @Option(help: "Source model: a GGUF file.") var model: String
+    @Option(help: "Layout file (Topologies/*.json).") var topology: String
+    @Option(help: "Output directory (created).") var out: String
+    @Option(help: "zstd compression level (1-19).") var zstdLevel = 3
+    @Flag(help: "Store chunks uncompressed, so ranks map their shard in place.") var noCompress = false
+    @Option(help: "Threads for checksums and compression.") var threads = 2
+
+    func validate() throws {
+        if !(1...19).contains(zstdLevel) { throw ValidationError("--zstd-level: expected 1…19, got \(zstdLevel)") }
+        if threads < 1 { throw ValidationError("--threads: expected ≥ 1, got \(threads)") }
+    }
+
+    func run() throws {
+        let source = try ModelSource.open(model)
+        let layout = try GrokTopology.Topology(contentsOf: topology)
+        let json = try String(contentsOfFile: topology, encoding: .utf8)
+        let manifest = try Shards.write(source: source, topology: layout, topologyJSON: json, to: out,
+                                        zstdLevel: noCompress ? nil : zstdLevel, pool: ThreadPool(threads: threads),
+                                        progress: ProgressBar(label: "shard"))
+        let weights = manifest.ranks.map(\.weightBytes).reduce(0, +), stored = manifest.ranks.map(\.fileBytes).reduce(0, +)
+        print(String(format: "wrote %d shards to %@: %.3f GB of weights in %.3f GB of files (ratio %.2f)", manifest.ranks.count, out,
+                     Double(weights) / 1e9, Double(stored) / 1e9, Double(weights) / Double(max(stored, 1))))
     }
 }
 
