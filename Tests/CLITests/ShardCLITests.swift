@@ -1,0 +1,107 @@
+import Foundation
+import GrokRuntime
+import XCTest
+
+/// `grok shard` then `grok-coordinator --shards` under mpirun: the same tokens and logits as
+/// running the source model under the same layout, and every kind of bad shard directory refused
+/// with one line naming the rank, the file and the tensor.
+final class ShardCLITests: XCTestCase {
+    typealias D = DistributedCLITests
+
+    func shard(_ model: String, _ layout: String, _ out: String, compress: Bool = true) throws {
+        let run = try launch("grok", ["shard", "--model", model, "--topology", D.topology(layout), "--out", out]
+                                 + (compress ? [] : ["--no-compress"]))
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.hasPrefix("wrote \(try D.worldSize(layout)) shards"), run.stdout)
+    }
+
+    /// Both reference models, compressed and uncompressed shards, several layouts: bit-identical
+    /// logits to loading the GGUF under the same layout (the ranks hold the same bytes).
+    func testShardsEqualTheSourceUnderSeveralLayouts() throws {
+        let dir = try scratchDirectory(self)
+        for c in D.cases {
+            let args = ["--tokens", c.prompt.map(String.init).joined(separator: ","), "--max-tokens", "8", "--temperature", "0",
+                        "--ignore-eos", "--json"]
+            for (layout, compress) in [("tiny-4r-pp2-tp2.json", true), ("tiny-2r-slice2.json", false), ("tiny-8r-mixed.json", true)] {
+                let name = "\((c.model as NSString).lastPathComponent) \(layout) \(compress ? "zstd" : "uncompressed")"
+                let shards = "\(dir)/\(layout)-\(compress)"
+                try shard(c.model, layout, shards, compress: compress)
+                let ranks = try D.worldSize(layout)
+                let direct = try runUnderMPI(ranks: ranks, ["--model", c.model, "--topology", D.topology(layout),
+                                                            "--logits-out", "\(dir)/direct.npy"] + args)
+                XCTAssertEqual(direct.status, 0, direct.stderr)
+                let sharded = try runUnderMPI(ranks: ranks, ["--shards", shards, "--logits-out", "\(dir)/sharded.npy"] + args)
+                XCTAssertEqual(sharded.status, 0, "\(name): \(sharded.stderr)")
+                XCTAssertEqual(try tokens(sharded.stdout), try tokens(direct.stdout), name)
+                XCTAssertEqual(try NPY.readFloat32("\(dir)/sharded.npy").values, try NPY.readFloat32("\(dir)/direct.npy").values, name)
+                XCTAssertTrue(sharded.stderr.contains("load ["), sharded.stderr)
+            }
+        }
+    }
+
+    func tokens(_ stdout: String) throws -> [Int] {
+        (try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as! [String: Any])["generated_tokens"] as! [Int]
+    }
+
+    /// Damage a shard directory in every way the issue names; each is one `error:` line on rank 0
+    /// naming what is wrong, and every rank exits non-zero.
+    func testDamagedShardsAreRefused() throws {
+        let dir = try scratchDirectory(self)
+        let model = D.cases[0].model
+        let good = "\(dir)/good"
+        try shard(model, "tiny-2r-tp2.json", good)
+        let args = ["--tokens", "1,2,3", "--max-tokens", "2"]
+        func copy(_ name: String) throws -> String {
+            let path = "\(dir)/\(name)"
+            try FileManager.default.copyItem(atPath: good, toPath: path)
+            return path
+        }
+        func refused(_ shards: String, ranks: Int = 2, extra: [String] = [], _ expected: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+            let run = try runUnderMPI(ranks: ranks, ["--shards", shards] + extra + args)
+            XCTAssertNotEqual(run.status, 0, file: file, line: line)
+            let errors = run.stderrLines.filter { $0.hasPrefix("error:") }
+            XCTAssertEqual(errors.count, 1, run.stderr, file: file, line: line)
+            for text in expected { XCTAssertTrue(errors.first?.contains(text) ?? false, "\(text) not in: \(run.stderr)", file: file, line: line) }
+        }
+
+        // A flipped byte inside a chunk of rank 1's file.
+        let flipped = try copy("flipped")
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(flipped)/manifest.json"))) as! [String: Any]
+        let rank1 = (manifest["ranks"] as! [[String: Any]])[1]
+        XCTAssertEqual(rank1["file"] as? String, "rank-00001.gshard")
+        let file1 = "\(flipped)/rank-00001.gshard"
+        var data = try Data(contentsOf: URL(fileURLWithPath: file1))
+        data[4096] ^= 0x01
+        try data.write(to: URL(fileURLWithPath: file1))
+        try refused(flipped, ["rank 1", "rank-00001.gshard", "tensor", "chunk", "corrupted"])
+
+        // A truncated file.
+        let truncated = try copy("truncated")
+        let file0 = "\(truncated)/rank-00000.gshard"
+        try Data(contentsOf: URL(fileURLWithPath: file0)).prefix(5000).write(to: URL(fileURLWithPath: file0))
+        try refused(truncated, ["rank-00000.gshard", "truncated"])
+
+        // Two ranks' files swapped.
+        let swapped = try copy("swapped")
+        try FileManager.default.moveItem(atPath: "\(swapped)/rank-00000.gshard", toPath: "\(swapped)/tmp")
+        try FileManager.default.moveItem(atPath: "\(swapped)/rank-00001.gshard", toPath: "\(swapped)/rank-00000.gshard")
+        try FileManager.default.moveItem(atPath: "\(swapped)/tmp", toPath: "\(swapped)/rank-00001.gshard")
+        try refused(swapped, ["rank-00000.gshard", "belongs to another rank"])
+
+        // A manifest (and its shards) cut for another layout than the one launched with.
+        try refused(good, extra: ["--topology", D.topology("tiny-2r-slice2.json")], ["cut for another layout", "tiny-2r-slice2.json"])
+        // A shard file from another layout's directory.
+        let other = "\(dir)/other"
+        try shard(model, "tiny-2r-ep2.json", other)
+        let mixed = try copy("mixed")
+        try FileManager.default.removeItem(atPath: "\(mixed)/rank-00001.gshard")
+        try FileManager.default.copyItem(atPath: "\(other)/rank-00001.gshard", toPath: "\(mixed)/rank-00001.gshard")
+        try refused(mixed, ["rank-00001.gshard", "another"])
+        // The wrong number of ranks.
+        try refused(good, ranks: 4, ["worldSize is 2", "4 ranks"])
+        // A damaged model metadata file.
+        let metadata = try copy("metadata")
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: "\(metadata)/model.gguf"))
+        try refused(metadata, ["model.gguf", "XXH64"])
+    }
+}
