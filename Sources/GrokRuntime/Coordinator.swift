@@ -73,6 +73,7 @@ public final class CoordinatorRun {
             }
             let pool = ThreadPool(threads: configuration.threads)
             BLAS.setThreads(1)  // our pool parallelises; mpirun's binding would change OpenBLAS's default
+            let loadStart = Date()
             let loaded = try agree { () -> (GrokModel, (any Tokenizer)?) in
                 let source: TensorSource
                 if let shards = opened.shards, let plan = opened.plan {
@@ -86,6 +87,7 @@ public final class CoordinatorRun {
                 return (try GrokModel(source: source, plan: opened.plan, pool: pool), try ModelSource.tokenizer(of: opened.metadata))
             }
             let plan = opened.plan
+            let loadSeconds = Date().timeIntervalSince(loadStart)
             let (model, tokenizer) = loaded
             if plan != nil { try agree { try model.connect(comm) } }
             // 2. Rank 0: prompts → token ids, checked against the vocabulary and the context.
@@ -107,7 +109,7 @@ public final class CoordinatorRun {
             let stream = comm.rank == 0 && prompts.count == 1 && !configuration.json
             if comm.rank == 0 { try report(all, timings: timings, streamed: stream, model: model) }
             if configuration.stats || configuration.statsJSON != nil {
-                try reportStats(model: model, timer: timer, wallSeconds: wall)
+                try reportStats(model: model, timer: timer, wallSeconds: wall, loadSeconds: loadSeconds)
             }
             return 0
         } catch let failure as RunFailure {
@@ -368,9 +370,9 @@ extension CoordinatorRun {
     }
 
     /// Gathers every rank's statistics to rank 0 and prints / writes them.
-    func reportStats(model: GrokModel, timer: ForwardTimer, wallSeconds: Double) throws {
+    func reportStats(model: GrokModel, timer: ForwardTimer, wallSeconds: Double, loadSeconds: Double) throws {
         let mine = RankStats(rank: comm.rank, model: model, stats: stats, timer: timer, kvCacheBytes: timer.kvCacheBytes,
-                             wallSeconds: wallSeconds)
+                             wallSeconds: wallSeconds, loadSeconds: loadSeconds)
         let parts = try comm.allgatherBytes(Array(try JSONEncoder().encode(mine)))
         guard comm.rank == 0 else { return }
         let all = try parts.map { try JSONDecoder().decode(RankStats.self, from: Data($0)) }

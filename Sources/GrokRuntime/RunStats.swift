@@ -21,8 +21,11 @@ struct RankStats: Codable {
     var kvCacheBytes: Int
     var peakResidentBytes: Int
     var wallSeconds: Double
+    /// Opening, verifying and mapping or decompressing this rank's weights (until every rank is done).
+    var loadSeconds: Double
 
-    init(rank: Int, model: GrokModel, stats: CommunicationStats, timer: ForwardTimer, kvCacheBytes: Int, wallSeconds: Double) {
+    init(rank: Int, model: GrokModel, stats: CommunicationStats, timer: ForwardTimer, kvCacheBytes: Int, wallSeconds: Double,
+         loadSeconds: Double) {
         self.rank = rank
         stage = model.plan.stage
         forwardSteps = timer.steps
@@ -38,16 +41,11 @@ struct RankStats: Codable {
         })
         weightBytes = model.weightBytes
         self.kvCacheBytes = kvCacheBytes
-        peakResidentBytes = RankStats.peakResidentBytes()
+        peakResidentBytes = ProcessMemory.peakResidentBytes()
         self.wallSeconds = wallSeconds
+        self.loadSeconds = loadSeconds
     }
 
-    /// getrusage's high-water mark of resident memory (Linux reports KiB).
-    static func peakResidentBytes() -> Int {
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        return Int(usage.ru_maxrss) * 1024
-    }
 
     /// The per-rank table printed with `--stats`.
     static func table(_ ranks: [RankStats]) -> String {
@@ -73,6 +71,15 @@ struct RankStats: Codable {
                 + perExpert.keys.sorted().map { "e\($0)=\(perExpert[$0]!)" }.joined(separator: " ") + "\n"
         }
         return out
+    }
+}
+
+public enum ProcessMemory {
+    /// getrusage's high-water mark of this process's resident memory (Linux reports KiB).
+    public static func peakResidentBytes() -> Int {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Int(usage.ru_maxrss) * 1024
     }
 }
 

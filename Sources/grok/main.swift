@@ -148,8 +148,9 @@ struct Shard: ParsableCommand {
                                         zstdLevel: noCompress ? nil : zstdLevel, pool: ThreadPool(threads: threads),
                                         progress: ProgressBar(label: "shard"))
         let weights = manifest.ranks.map(\.weightBytes).reduce(0, +), stored = manifest.ranks.map(\.fileBytes).reduce(0, +)
-        print(String(format: "wrote %d shards to %@: %.3f GB of weights in %.3f GB of files (ratio %.2f)", manifest.ranks.count, out,
-                     Double(weights) / 1e9, Double(stored) / 1e9, Double(weights) / Double(max(stored, 1))))
+        print(String(format: "wrote %d shards to %@: %.3f GB of weights in %.3f GB of files (ratio %.2f); peak resident memory %.0f MB",
+                     manifest.ranks.count, out, Double(weights) / 1e9, Double(stored) / 1e9, Double(weights) / Double(max(stored, 1)),
+                     Double(ProcessMemory.peakResidentBytes()) / 1e6))
     }
 }
 
