@@ -28,6 +28,10 @@ public struct RunConfiguration: Sendable {
     public var topologyPath: String?
     /// A shard directory (`grok shard`): each rank loads only its own shard file.
     public var shardsPath: String?
+    /// The rank that holds the shards (or the model, which it cuts) and sends each rank its own.
+    public var distributeFrom: Int?
+    /// Where received shards are kept (default: a temporary directory removed after loading).
+    public var shardCache: String?
     /// Print per-rank statistics at the end (stderr), and/or write them as JSON.
     public var stats = false
     public var statsJSON: String?
@@ -67,7 +71,21 @@ public final class CoordinatorRun {
         do {
             // 1. Every rank: open the model's metadata, check the layout against it and the world,
             //    then load only this rank's share (from the model, or from its shard).
-            let opened = try agree { try openModel() }
+            var shardsPath = configuration.shardsPath
+            var temporary: String?
+            if let root = configuration.distributeFrom {
+                guard root >= 0 && root < comm.size else {
+                    throw RunFailure(message: "--distribute-from: rank \(root) is not in the world of \(comm.size) ranks")
+                }
+                let prepared = try agree { comm.rank == root ? try prepareDistribution() : "" }
+                let cache = configuration.shardCache ?? NSTemporaryDirectory() + "grokcluster-shards-\(getpid())"
+                if configuration.shardCache == nil && comm.rank != root { temporary = cache }
+                if configuration.shardsPath == nil && comm.rank == root { temporary = prepared }   // shards cut for this run
+                shardsPath = try ShardDistribution.run(comm, root: root, directory: prepared, cache: cache,
+                                                       rootCaches: configuration.shardCache != nil, progress: comm.rank == root ? ProgressBar(label: "distribute") : nil)
+            }
+            defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+            let opened = try agree { try openModel(shardsPath: shardsPath) }
             if let cores = CoordinatorRun.allowedCores(), cores < configuration.threads {
                 standardError("warning: rank \(comm.rank): --threads \(configuration.threads) but this process may only run on \(cores) core\(cores == 1 ? "" : "s") (mpirun binds up to 2 ranks to one core each: add --bind-to none)\n")
             }
@@ -131,9 +149,26 @@ public final class CoordinatorRun {
         var shards: (directory: String, manifest: ShardManifest)?
     }
 
-    private func openModel() throws -> Opened {
-        let given = try configuration.topologyPath.map { try Topology(contentsOf: $0) }
+    /// On the distributing rank: the shard directory to send, checked; or, given a model, shards
+    /// cut from it for the launch topology (zstd level 1) in a temporary directory.
+    private func prepareDistribution() throws -> String {
         if let directory = configuration.shardsPath {
+            _ = try Shards.readManifest(directory)
+            return directory
+        }
+        guard let path = configuration.topologyPath else {
+            throw RunFailure(message: "--distribute-from with --model needs --topology (the layout to cut the model for)")
+        }
+        let source = try configuration.modelPath.map { try ModelSource.open($0) } ?? ModelSource.embeddedDefault()
+        let directory = NSTemporaryDirectory() + "grokcluster-cut-\(getpid())"
+        try Shards.write(source: source, topology: try Topology(contentsOf: path), topologyJSON: try String(contentsOfFile: path, encoding: .utf8),
+                         to: directory, zstdLevel: 1, pool: ThreadPool(threads: configuration.threads), progress: ProgressBar(label: "cut"))
+        return directory
+    }
+
+    private func openModel(shardsPath: String?) throws -> Opened {
+        let given = try configuration.topologyPath.map { try Topology(contentsOf: $0) }
+        if let directory = shardsPath {
             let (manifest, metadata) = try Shards.readManifest(directory)
             let config = try ModelConfig(gguf: metadata)
             let topology = try Shards.topology(of: manifest, directory: directory, config: config, given: given)

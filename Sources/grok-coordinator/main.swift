@@ -18,6 +18,10 @@ struct Coordinator: ParsableCommand {
     var topology: String?
     @Option(help: "Shard directory written by `grok shard`: each rank loads only its own shard (the layout is the one it was cut for; --topology, if given, must match).")
     var shards: String?
+    @Option(help: "For nodes without shared storage: this rank reads --shards (or cuts --model for --topology) and sends every rank its shard over MPI.")
+    var distributeFrom: Int?
+    @Option(help: "With --distribute-from: keep the received shard here (a --shards directory for the next start). Default: a temporary directory, removed.")
+    var shardCache: String?
     @Option(help: "Prompt text.")
     var prompt: String?
     @Option(help: "File with one prompt per line, generated together as a batch.")
@@ -97,6 +101,8 @@ struct Coordinator: ParsableCommand {
         c.addBOS = addBOS
         c.topologyPath = topology
         c.shardsPath = shards
+        c.distributeFrom = distributeFrom
+        c.shardCache = shardCache
         c.stats = stats
         c.statsJSON = statsJSON
         return c

@@ -105,3 +105,41 @@ final class ShardCLITests: XCTestCase {
         try refused(metadata, ["model.gguf", "XXH64"])
     }
 }
+
+/// `--distribute-from`: one rank holds the shards (or the model) and sends each rank its own.
+final class ShardDistributionCLITests: XCTestCase {
+    typealias D = DistributedCLITests
+
+    func testDistributedShardsEqualTheSourceAndTheCacheIsReusable() throws {
+        let dir = try scratchDirectory(self)
+        let c = D.cases[1]   // Grok-2, Q8_0
+        let layout = "tiny-4r-pp2-tp2.json"
+        let args = ["--tokens", c.prompt.map(String.init).joined(separator: ","), "--max-tokens", "6", "--temperature", "0",
+                    "--ignore-eos", "--json"]
+        let direct = try runUnderMPI(ranks: 4, ["--model", c.model, "--topology", D.topology(layout), "--logits-out", "\(dir)/direct.npy"] + args)
+        XCTAssertEqual(direct.status, 0, direct.stderr)
+        let expected = try NPY.readFloat32("\(dir)/direct.npy").values
+
+        // From an uncompressed shard directory on rank 2 (compressed in flight), keeping a cache.
+        let shards = "\(dir)/shards"
+        let cut = try launch("grok", ["shard", "--model", c.model, "--topology", D.topology(layout), "--out", shards, "--no-compress"])
+        XCTAssertEqual(cut.status, 0, cut.stderr)
+        let cache = "\(dir)/cache"
+        let sent = try runUnderMPI(ranks: 4, ["--shards", shards, "--distribute-from", "2", "--shard-cache", cache,
+                                              "--logits-out", "\(dir)/sent.npy"] + args)
+        XCTAssertEqual(sent.status, 0, sent.stderr)
+        XCTAssertEqual(try NPY.readFloat32("\(dir)/sent.npy").values, expected)
+        XCTAssertTrue(sent.stderr.contains("distribute ["), sent.stderr)
+
+        // The next start reads the cache locally.
+        let again = try runUnderMPI(ranks: 4, ["--shards", cache, "--logits-out", "\(dir)/again.npy"] + args)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try NPY.readFloat32("\(dir)/again.npy").values, expected)
+
+        // From the model itself: rank 0 cuts it for the launch layout and sends the shards.
+        let fromModel = try runUnderMPI(ranks: 4, ["--model", c.model, "--topology", D.topology(layout), "--distribute-from", "0",
+                                                   "--logits-out", "\(dir)/model.npy"] + args)
+        XCTAssertEqual(fromModel.status, 0, fromModel.stderr)
+        XCTAssertEqual(try NPY.readFloat32("\(dir)/model.npy").values, expected)
+    }
+}
