@@ -1,4 +1,5 @@
 import Foundation
+import GrokCheckpoint
 import GrokComm
 import GrokModel
 
@@ -18,6 +19,8 @@ struct RankStats: Codable {
     /// Tokens computed by each held expert, per layer ("layer" → "expert" → tokens).
     var expertTokens: [String: [String: Int]]
     var weightBytes: Int
+    /// Size of this rank's shard file when loaded from `--shards` (compressed or not), else nil.
+    var shardFileBytes: Int?
     var kvCacheBytes: Int
     var peakResidentBytes: Int
     var wallSeconds: Double
@@ -40,6 +43,7 @@ struct RankStats: Codable {
             (String(layer), Dictionary(uniqueKeysWithValues: experts.map { (String($0.key), $0.value) }))
         })
         weightBytes = model.weightBytes
+        shardFileBytes = (model.source as? ShardFile).flatMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int }
         self.kvCacheBytes = kvCacheBytes
         peakResidentBytes = ProcessMemory.peakResidentBytes()
         self.wallSeconds = wallSeconds
@@ -52,7 +56,7 @@ struct RankStats: Codable {
         func mb(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / 1e6) }
         func entry(_ r: RankStats, _ kind: CommunicationKind) -> CommunicationStats.Entry { r.communication[kind.rawValue] ?? .init() }
         var out = "rank stage steps  forward s  compute s  allreduce s  alltoall s  p2p s  waiting s  comm %"
-            + "  allreduce MB/msgs  alltoall MB/msgs  p2p MB/msgs  weights MB  KV MB  peak RSS MB\n"
+            + "  allreduce MB/msgs  alltoall MB/msgs  p2p MB/msgs  weights MB  shard MB  KV MB  peak RSS MB\n"
         for r in ranks {
             let ar = entry(r, .allreduce), a2a = entry(r, .alltoall), p2p = entry(r, .pointToPoint)
             let comm = r.forwardSeconds - r.computeSeconds
@@ -61,8 +65,9 @@ struct RankStats: Codable {
                           r.forwardSeconds > 0 ? 100 * comm / r.forwardSeconds : 0)
             out += "  " + "\(mb(ar.bytesSent))/\(ar.calls)".leftPadded(17) + "  " + "\(mb(a2a.bytesSent))/\(a2a.calls)".leftPadded(16)
                 + "  " + "\(mb(p2p.bytesSent))/\(p2p.calls)".leftPadded(11)
-                + String(format: "  %10.1f %6.1f %12.1f\n", Double(r.weightBytes) / 1e6, Double(r.kvCacheBytes) / 1e6,
-                         Double(r.peakResidentBytes) / 1e6)
+                + String(format: "  %10.1f ", Double(r.weightBytes) / 1e6)
+                + (r.shardFileBytes.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-").leftPadded(9)
+                + String(format: " %6.1f %12.1f\n", Double(r.kvCacheBytes) / 1e6, Double(r.peakResidentBytes) / 1e6)
         }
         for r in ranks where !r.expertTokens.isEmpty {
             var perExpert: [Int: Int] = [:]
