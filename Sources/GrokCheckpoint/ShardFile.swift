@@ -300,7 +300,7 @@ public final class ShardFile: TensorSource {
             throw CheckpointError(file: path, field: "tensor \(name)", expected: "a block of it in this shard", found: "none (a shard of another layout?)")
         }
         let key = WeightBlock(name: name, dims: info.dims, expert: expert, rows: rows, columns: columns)
-        guard let found = blocks[key] else {
+        guard let found = blocks[key] ?? blocks[WeightBlock(name: name, dims: info.dims, expert: expert, rows: rows, columns: columns, isMatrix: false)] else {
             throw CheckpointError(file: path, field: "tensor \(key.label)", expected: "that block in this shard",
                                   found: "other blocks of it (a shard of another layout?)")
         }

@@ -31,13 +31,17 @@ public struct WeightBlock: Hashable, Codable, Sendable {
     public var expert: Int?
     public var rows: Range<Int>
     public var columns: Range<Int>
+    /// A matrix the kernels multiply by (false: a norm or router vector read into f32), i.e. a
+    /// block `grok shard --dtype` converts.
+    public var isMatrix: Bool
 
-    public init(name: String, dims: [Int], expert: Int? = nil, rows: Range<Int>, columns: Range<Int>) {
+    public init(name: String, dims: [Int], expert: Int? = nil, rows: Range<Int>, columns: Range<Int>, isMatrix: Bool = true) {
         self.name = name
         self.dims = dims
         self.expert = expert
         self.rows = rows
         self.columns = columns
+        self.isMatrix = isMatrix
     }
 
     /// "blk.0.ffn_down_exps.weight expert 3 rows 0..<256 columns 64..<128", for messages.

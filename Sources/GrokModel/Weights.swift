@@ -67,7 +67,7 @@ extension ModelWeights {
             try take(WeightBlock(name: name, dims: [cols, rows], rows: slice ?? 0..<rows, columns: columns ?? 0..<cols))
         }
         func vector(_ name: String, _ count: Int, rows: Int = 1) throws -> [Float] {   // [rows, count] f32, row-major
-            try takeVector(WeightBlock(name: name, dims: rows == 1 ? [count] : [count, rows], rows: 0..<rows, columns: 0..<count))
+            try takeVector(WeightBlock(name: name, dims: rows == 1 ? [count] : [count, rows], rows: 0..<rows, columns: 0..<count, isMatrix: false))
         }
         func expert(_ name: String, _ e: Int, rows: Range<Int>, columns: Range<Int>, dims: [Int]) throws -> WeightMatrix {
             try take(WeightBlock(name: name, dims: dims, expert: e, rows: rows, columns: columns))

@@ -77,10 +77,11 @@ public enum Shards {
     }
 
     /// Cuts `source` into one shard per rank of `topology` in `directory`, streaming block by
-    /// block (memory: about one block). `zstdLevel` nil writes uncompressed shards.
+    /// block (memory: about one block). `zstdLevel` nil writes uncompressed shards. `convert`
+    /// re-encodes every matrix (not norms or routers) into that dtype; nil keeps the source's.
     @discardableResult
     public static func write(source: TensorSource, topology: Topology, topologyJSON: String, to directory: String,
-                             zstdLevel: Int?, pool: ThreadPool, progress: ProgressBar? = nil) throws -> ShardManifest {
+                             zstdLevel: Int?, convert: DType? = nil, pool: ThreadPool, progress: ProgressBar? = nil) throws -> ShardManifest {
         let metadata = source.metadataFile
         let config = try ModelConfig(gguf: metadata)
         let (layout, digest) = try layout(config: config, topology: topology)
@@ -106,9 +107,13 @@ public enum Shards {
             for block in blocks {
                 let info = try source.requireTensor(block.name, dims: block.dims)
                 let data = try source.block(block.name, expert: block.expert, rows: block.rows, columns: block.columns)
-                try shard.add(block, dtype: info.dtype, bytes: data, pool: pool)
-                entries.append(.init(block: block, dtype: info.dtype.name, bytes: data.count,
-                                     xxh64: String(format: "%016llx", Checksum.xxh64(data))))
+                let target = block.isMatrix ? convert ?? info.dtype : info.dtype
+                let converted = target == info.dtype ? nil : try reencode(data, block: block, from: info.dtype, to: target, pool: pool)
+                try (converted ?? Array(data)).withUnsafeBytes { bytes in
+                    try shard.add(block, dtype: target, bytes: converted == nil ? data : bytes, pool: pool)
+                    entries.append(.init(block: block, dtype: target.name, bytes: bytes.count,
+                                         xxh64: String(format: "%016llx", Checksum.xxh64(converted == nil ? data : bytes))))
+                }
                 source.release(data)
                 progress?.advance(data.count)
             }
@@ -126,6 +131,24 @@ public enum Shards {
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("manifest.json")),
                                            options: .atomic)
         return manifest
+    }
+
+    /// `data` (rows of `block` in `from`) re-encoded row by row into `to` through f32.
+    static func reencode(_ data: UnsafeRawBufferPointer, block: WeightBlock, from: DType, to: DType, pool: ThreadPool) throws -> [UInt8] {
+        let cols = block.columns.count, rows = block.rows.count
+        guard cols % to.blockSize == 0 else {
+            throw ShardError("--dtype \(to.name.lowercased()): \(block.label) has rows of \(cols) values, not whole \(to.name) blocks of \(to.blockSize)")
+        }
+        let inRow = from.rowBytes(cols), outRow = to.rowBytes(cols)
+        var out = [UInt8](repeating: 0, count: rows * outRow)
+        out.withUnsafeMutableBytes { target in
+            pool.parallelFor(rows) { r in
+                let values = Quantizer.dequantize(UnsafeRawBufferPointer(rebasing: data[(r * inRow)..<((r + 1) * inRow)]), dtype: from, count: cols)
+                let encoded = values.withUnsafeBufferPointer { Quantizer.quantize($0, to: to) }
+                encoded.withUnsafeBytes { (target.baseAddress! + r * outRow).copyMemory(from: $0.baseAddress!, byteCount: outRow) }
+            }
+        }
+        return out
     }
 
     private static func bytes(of block: WeightBlock, in source: TensorSource) throws -> Int {

@@ -134,6 +134,8 @@ struct Shard: ParsableCommand {
     @Option(help: "zstd compression level (1-19).") var zstdLevel = 3
     @Flag(help: "Store chunks uncompressed, so ranks map their shard in place.") var noCompress = false
     @Option(help: "Threads for checksums and compression.") var threads = 2
+    @Option(help: "Re-encode every matrix into this dtype (f32, f16, bf16, q8_0, q4_0); norms and routers stay as they are. Default: keep the source's dtypes (lossless).")
+    var dtype: DType?
 
     func validate() throws {
         if !(1...19).contains(zstdLevel) { throw ValidationError("--zstd-level: expected 1…19, got \(zstdLevel)") }
@@ -145,7 +147,7 @@ struct Shard: ParsableCommand {
         let layout = try GrokTopology.Topology(contentsOf: topology)
         let json = try String(contentsOfFile: topology, encoding: .utf8)
         let manifest = try Shards.write(source: source, topology: layout, topologyJSON: json, to: out,
-                                        zstdLevel: noCompress ? nil : zstdLevel, pool: ThreadPool(threads: threads),
+                                        zstdLevel: noCompress ? nil : zstdLevel, convert: dtype, pool: ThreadPool(threads: threads),
                                         progress: ProgressBar(label: "shard"))
         let weights = manifest.ranks.map(\.weightBytes).reduce(0, +), stored = manifest.ranks.map(\.fileBytes).reduce(0, +)
         print(String(format: "wrote %d shards to %@: %.3f GB of weights in %.3f GB of files (ratio %.2f); peak resident memory %.0f MB",

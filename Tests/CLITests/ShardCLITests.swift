@@ -143,3 +143,30 @@ final class ShardDistributionCLITests: XCTestCase {
         XCTAssertEqual(try NPY.readFloat32("\(dir)/model.npy").values, expected)
     }
 }
+
+/// `grok shard --dtype`: matrices re-encoded while cutting.
+final class ShardConversionCLITests: XCTestCase {
+    typealias D = DistributedCLITests
+
+    /// An F32 model cut with `--dtype q8_0` runs exactly like the same weights synthesized in Q8_0
+    /// (the synthesizer quantizes the same f32 values with the same quantizer).
+    func testConvertingWhileCuttingEqualsTheConvertedModel() throws {
+        let dir = try scratchDirectory(self)
+        for preset in ["grok-1-tiny", "grok-2-tiny"] {
+            for (dtype, path) in [("f32", "\(dir)/\(preset)-f32.gguf"), ("q8_0", "\(dir)/\(preset)-q8.gguf")] {
+                let synth = try launch("grok", ["synth", "--preset", preset, "--dtype", dtype, "--seed", "9", "--output", path])
+                XCTAssertEqual(synth.status, 0, synth.stderr)
+            }
+            let layout = D.topology("tiny-2r-slice2.json")
+            let cut = try launch("grok", ["shard", "--model", "\(dir)/\(preset)-f32.gguf", "--topology", layout, "--out", "\(dir)/\(preset)-cut",
+                                          "--dtype", "q8_0"])
+            XCTAssertEqual(cut.status, 0, cut.stderr)
+            let args = ["--tokens", "5,6,7,8,9", "--max-tokens", "5", "--temperature", "0", "--ignore-eos"]
+            let converted = try runUnderMPI(ranks: 2, ["--shards", "\(dir)/\(preset)-cut", "--logits-out", "\(dir)/a.npy"] + args)
+            XCTAssertEqual(converted.status, 0, converted.stderr)
+            let direct = try runUnderMPI(ranks: 2, ["--model", "\(dir)/\(preset)-q8.gguf", "--topology", layout, "--logits-out", "\(dir)/b.npy"] + args)
+            XCTAssertEqual(direct.status, 0, direct.stderr)
+            XCTAssertEqual(try NPY.readFloat32("\(dir)/a.npy").values, try NPY.readFloat32("\(dir)/b.npy").values, preset)
+        }
+    }
+}
