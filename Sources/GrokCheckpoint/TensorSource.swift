@@ -50,6 +50,15 @@ public struct WeightBlock: Hashable, Codable, Sendable {
     }
 }
 
+/// Keys a metadata-only GGUF (a shard directory's `model.gguf`, a converted checkpoint's
+/// metadata) carries for what a full file's tensors show: the vocabulary size (llama.cpp's
+/// `%s.vocab_size`), whether layers have a dense MLP (Grok-2) and whether the head is tied.
+public enum MetadataOnlyKeys {
+    public static let vocabulary = "grok.vocab_size"
+    public static let denseMLP = "grokcluster.dense_mlp"
+    public static let tiedEmbeddings = "grokcluster.tied_embeddings"
+}
+
 /// Memory a source or a model owns for copied slices; freed with its owner.
 public final class ByteArena: @unchecked Sendable {
     private var blocks: [UnsafeMutableRawPointer] = []

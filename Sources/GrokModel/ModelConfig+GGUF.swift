@@ -25,7 +25,7 @@ extension ModelConfig {
         // A metadata-only file (a shard directory's model.gguf, a converted checkpoint's metadata)
         // states in keys what a full file's tensors show: see `structuralMetadata`.
         let metadataOnly = file.tensors.isEmpty
-        let isGrok2 = metadataOnly ? try file.bool(ModelConfig.denseMLPKey) ?? false : file.tensor("blk.0.ffn_gate.weight") != nil
+        let isGrok2 = metadataOnly ? try file.bool(MetadataOnlyKeys.denseMLP) ?? false : file.tensor("blk.0.ffn_gate.weight") != nil
         let base = isGrok2 ? Grok2.config : Grok1.config
 
         let width = try requiredInt("grok.embedding_length")
@@ -36,7 +36,7 @@ extension ModelConfig {
         }
         let vocabulary: Int
         if metadataOnly {
-            vocabulary = try requiredInt(ModelConfig.vocabularyKey)
+            vocabulary = try requiredInt(MetadataOnlyKeys.vocabulary)
         } else {
             guard let embedding = file.tensor("token_embd.weight") else {
                 throw ModelConfigError(source: source, field: "token_embd.weight", expected: "a [d, vocabulary] tensor",
@@ -71,22 +71,17 @@ extension ModelConfig {
             finalSoftCap: try float("grok.final_logit_softcapping", default: 0),
             outputScale: try float("grok.logit_scale", default: Grok1.outputMultiplier),
             attentionTemperatureLength: isGrok2 ? try file.int("grok.attention.temperature_length") ?? 0 : 0,
-            tiedEmbeddings: metadataOnly ? try file.bool(ModelConfig.tiedEmbeddingsKey) ?? true : file.tensor("output.weight") == nil,
+            tiedEmbeddings: metadataOnly ? try file.bool(MetadataOnlyKeys.tiedEmbeddings) ?? true : file.tensor("output.weight") == nil,
             gelu: isGrok2 ? .erf : .tanh)
         try validate(source: source)
     }
-
-    /// llama.cpp's `%s.vocab_size` key, and ours for what only tensors show in a full file.
-    public static let vocabularyKey = "grok.vocab_size"
-    public static let denseMLPKey = "grokcluster.dense_mlp"
-    public static let tiedEmbeddingsKey = "grokcluster.tied_embeddings"
 
     /// The keys a metadata-only GGUF carries so that `init(gguf:)` reads the same configuration
     /// as from the full file: the vocabulary size, whether layers have a dense MLP (Grok-2) and
     /// whether the output head is the embedding.
     public var structuralMetadata: [(key: String, value: GGUFValue)] {
-        [(ModelConfig.vocabularyKey, .uint32(UInt32(vocabularySize))),
-         (ModelConfig.denseMLPKey, .bool(denseFFNWidth > 0)),
-         (ModelConfig.tiedEmbeddingsKey, .bool(tiedEmbeddings))]
+        [(MetadataOnlyKeys.vocabulary, .uint32(UInt32(vocabularySize))),
+         (MetadataOnlyKeys.denseMLP, .bool(denseFFNWidth > 0)),
+         (MetadataOnlyKeys.tiedEmbeddings, .bool(tiedEmbeddings))]
     }
 }
