@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// A restricted pickle reader for the official Grok-1 checkpoint (grok-architecture.md §2.12): each
+// `ckpt-0/tensorNNNNN_000` is one pickle of a numpy array or of a `__main__.QuantizedWeight8bit`.
+//
+// Nothing is executed and nothing is imported. The reader interprets the opcodes numpy's and
+// pickle's own writers emit for those two things (protocols 2-5; layouts studied on pickles that
+// numpy 1.26 / 2.x with ml_dtypes 0.2-0.6 write) and refuses everything else with one line naming
+// the file, the byte offset and the opcode:
+//   - globals only from an allow-list: numpy's `_reconstruct` / `_frombuffer` (under `numpy.core`
+//     and `numpy._core`), `numpy.ndarray`, `numpy.dtype`, `_codecs.encode` (protocol 2 bytes),
+//     `ml_dtypes.bfloat16`, `__main__.QuantizedWeight8bit`; each may only be used the way those
+//     writers use it (REDUCE of a callable, NEWOBJ of the class, BUILD with the matching state);
+//   - values: None, bools, ints, strings, bytes, tuples, dicts with string keys, memo references;
+//   - dtypes: little-endian f4, i1 and ml_dtypes bfloat16.
+// Array payloads stay in the mapped file (zero-copy); only protocol 2's latin-1 strings are copied.
+
+/// The element types a Grok-1 checkpoint holds.
+public enum PickleDType: String, Sendable {
+    case float32, int8, bfloat16
+
+    /// Bytes per element.
+    public var size: Int {
+        switch self {
+        case .float32: return 4
+        case .int8: return 1
+        case .bfloat16: return 2
+        }
+    }
+}
+
+/// A numpy array rebuilt from a pickle; `bytes` lives as long as its `PickleFile`.
+public struct PickleArray: @unchecked Sendable {
+    public let dtype: PickleDType
+    /// numpy shape (outermost first).
+    public let shape: [Int]
+    /// Whether the data is in Fortran (column-major) order rather than C (row-major) order.
+    public let fortranOrder: Bool
+    public let bytes: UnsafeRawBufferPointer
+
+    /// The step between consecutive indices of each axis, in elements.
+    public var strides: [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        let axes = fortranOrder ? Array(shape.indices) : Array(shape.indices.reversed())
+        var step = 1
+        for axis in axes {
+            strides[axis] = step
+            step *= shape[axis]
+        }
+        return strides
+    }
+}
+
+/// What one checkpoint file holds.
+public enum PickleLeaf: @unchecked Sendable {
+    case array(PickleArray)
+    /// `__main__.QuantizedWeight8bit`: int8 `weight` and bfloat16 `scales` (§2.12).
+    case quantized(weight: PickleArray, scales: PickleArray)
+}
+
+/// One pickle file, memory-mapped read-only and interpreted when opened.
+public final class PickleFile: @unchecked Sendable {
+    public let path: String
+    public let leaf: PickleLeaf
+    private let base: UnsafeRawPointer?
+    private let size: Int
+    /// Payloads the file did not hold as raw bytes (protocol 2), freed with the file.
+    private let copies: [UnsafeMutableRawBufferPointer]
+
+    /// Maps and interprets the pickle at `path`.
+    ///
+    /// - Throws: ``CheckpointError`` naming the file, the offset and the opcode for anything the
+    ///   reader does not accept; nothing in the file is ever executed.
+    public init(path: String) throws {
+        let mapping = try Self.map(path: path)
+        base = mapping.base
+        size = mapping.size
+        var machine = PickleMachine(file: path, bytes: UnsafeRawBufferPointer(start: base, count: size))
+        do {
+            leaf = try machine.run()
+            copies = machine.copies
+        } catch {
+            machine.copies.forEach { $0.deallocate() }
+            if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+            throw error
+        }
+        self.path = path
+    }
+
+    deinit {
+        copies.forEach { $0.deallocate() }
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    /// Drops the whole pages of `bytes` (a range of this mapping) from resident memory; reading
+    /// them again faults them back in from the page cache.
+    func evict(_ bytes: UnsafeRawBufferPointer) {
+        guard let base, let start = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lower = (Int(bitPattern: start) + page - 1) / page * page
+        let upper = (Int(bitPattern: start) + bytes.count) / page * page
+        guard upper > lower, lower >= Int(bitPattern: base), upper <= Int(bitPattern: base) + size else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: lower), upper - lower, Int32(MADV_DONTNEED))
+    }
+
+    /// Maps `path` read-only: a nil base for an empty file.
+    private static func map(path: String) throws -> (base: UnsafeRawPointer?, size: Int) {
+        func failure(_ expected: String, _ found: String) -> CheckpointError {
+            CheckpointError(file: path, field: "file", expected: expected, found: found)
+        }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw failure("a readable pickle file", errnoDescription(errno)) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure("a file whose size can be read", errnoDescription(errno)) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw failure("a regular file", "a directory or device") }
+        let size = Int(info.st_size)
+        guard size > 0 else { return (nil, 0) }
+        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw failure("a file that can be memory-mapped", errnoDescription(errno))
+        }
+        return (UnsafeRawPointer(mapped), size)
+    }
+}
