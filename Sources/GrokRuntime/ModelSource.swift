@@ -23,9 +23,28 @@ public enum ModelSource {
         return try GGUFFile(path: path)
     }
 
-    /// The model at `path` as a tensor source: a GGUF file.
+    /// The model at `path` as a tensor source, by what is there:
+    /// - a file: GGUF (llama.cpp's `grok` layout);
+    /// - a directory with `ckpt-0/` (or `ckpt-0` itself): the official Grok-1 checkpoint;
+    /// - a directory with `*-TP-common.safetensors`: xAI's Grok-2 release;
+    /// - a directory with other `*.safetensors` and a `config.json`: a Hugging Face Grok-1 port.
     public static func open(_ path: String) throws -> TensorSource {
-        try GGUFFile(path: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return try GGUFFile(path: path)
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if (path as NSString).lastPathComponent == "ckpt-0" || names.contains("ckpt-0") {
+            return try Grok1Checkpoint(directory: path)
+        }
+        if names.contains(where: { $0.hasSuffix("-TP-common.safetensors") }) {
+            return try Grok2Release(directory: path)
+        }
+        if names.contains(where: { $0.hasSuffix(".safetensors") }) {
+            return try Grok1HFPort(directory: path)
+        }
+        throw CheckpointError(file: path, field: "directory", expected: "a Grok-1 ckpt-0 checkpoint, a Grok-2 safetensors release or a Hugging Face Grok-1 port",
+                              found: "none of them (\(names.count) entries)")
     }
 
     /// The tokenizer a GGUF carries (`tokenizer.ggml.*`), or nil when it carries none.

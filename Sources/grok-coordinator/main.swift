@@ -12,7 +12,7 @@ struct Coordinator: ParsableCommand {
         abstract: "Generate text with a Grok-1 or Grok-2 GGUF model; launched by mpirun on every rank.",
         discussion: "With no --model it runs an embedded default: a tiny Grok-1 synthesized deterministically.")
 
-    @Option(help: "GGUF model file (llama.cpp's grok layout). Default: the embedded tiny model.")
+    @Option(help: "The model: a GGUF file (llama.cpp's grok layout), the official Grok-1 ckpt-0 directory, a Grok-2 safetensors release or a Hugging Face Grok-1 port directory. Default: the embedded tiny model.")
     var model: String?
     @Option(help: "Layout file (see Topologies/README.md): each rank holds its shard and all ranks run one model. Without it, every rank holds the whole model and prompts are shared out.")
     var topology: String?

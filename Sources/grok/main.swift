@@ -128,7 +128,7 @@ struct Shard: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Cut a model into one shard file per rank of a layout (each holding exactly that rank's blocks), with a manifest.",
         discussion: "Streams block by block: memory stays near one block whatever the model's size. Each chunk is checksummed (XXH64) and, unless --no-compress, zstd-compressed.")
-    @Option(help: "Source model: a GGUF file.") var model: String
+    @Option(help: "Source model: a GGUF file, the official Grok-1 ckpt-0 directory, a Grok-2 safetensors release or a Hugging Face Grok-1 port directory.") var model: String
     @Option(help: "Layout file (Topologies/*.json).") var topology: String
     @Option(help: "Output directory (created).") var out: String
     @Option(help: "zstd compression level (1-19).") var zstdLevel = 3
