@@ -56,9 +56,10 @@ final class AssembledTensors {
         return UnsafeRawBufferPointer(start: copy, count: rows.count * outRow)
     }
 
-    /// Drops `bytes` from resident memory when they are a view of a mapping (copies stay).
+    /// Frees `bytes` when they are a copy; drops them from resident memory when they are a view
+    /// of a mapping.
     func release(_ bytes: UnsafeRawBufferPointer) {
-        guard let start = bytes.baseAddress else { return }
+        guard let start = bytes.baseAddress, !arena.free(start) else { return }
         files.first { $0.file.contains(start) }?.evict(bytes)
     }
 }

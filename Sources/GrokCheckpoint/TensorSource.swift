@@ -15,8 +15,9 @@ public protocol TensorSource: AnyObject {
     /// in the tensor's dtype: `rows.count · dtype.rowBytes(columns.count)` bytes, valid while the
     /// source lives. Whole rows may be zero-copy; a column slice is a copy the source owns.
     func block(_ name: String, expert: Int?, rows: Range<Int>, columns: Range<Int>) throws -> UnsafeRawBufferPointer
-    /// `bytes` (from `block`) will not be read again by this process: a hint to drop them from
-    /// its resident memory (a streaming reader such as `grok shard` calls it after each block).
+    /// `bytes` (from `block`) will not be read again: a copy the source made is freed, mapped
+    /// pages are dropped from resident memory. A streaming reader such as `grok shard` calls it
+    /// after each block, so its memory stays near one block; a model never calls it.
     func release(_ bytes: UnsafeRawBufferPointer)
 }
 
@@ -61,19 +62,29 @@ public enum MetadataOnlyKeys {
 
 /// Memory a source or a model owns for copied slices; freed with its owner.
 public final class ByteArena: @unchecked Sendable {
-    private var blocks: [UnsafeMutableRawPointer] = []
+    private var blocks: [UnsafeMutableRawPointer: Int] = [:]
     private let lock = NSLock()
     public private(set) var byteCount = 0
     public init() {}
     public func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
         let block = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
         lock.lock()
-        blocks.append(block)
+        blocks[block] = bytes
         byteCount += bytes
         lock.unlock()
         return block
     }
-    deinit { blocks.forEach { $0.deallocate() } }
+    /// Frees the block starting at `start` if this arena allocated it; returns whether it did.
+    @discardableResult
+    public func free(_ start: UnsafeRawPointer) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let bytes = blocks.removeValue(forKey: UnsafeMutableRawPointer(mutating: start)) else { return false }
+        byteCount -= bytes
+        UnsafeMutableRawPointer(mutating: start).deallocate()
+        return true
+    }
+    deinit { blocks.keys.forEach { $0.deallocate() } }
 }
 
 extension TensorSource {
@@ -134,5 +145,8 @@ extension GGUFFile: TensorSource {
         return UnsafeRawBufferPointer(start: copy, count: rows.count * sliceBytes)
     }
 
-    public func release(_ bytes: UnsafeRawBufferPointer) { evict(bytes) }
+    public func release(_ bytes: UnsafeRawBufferPointer) {
+        if let start = bytes.baseAddress, arena.free(start) { return }
+        evict(bytes)
+    }
 }

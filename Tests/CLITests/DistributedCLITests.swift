@@ -131,6 +131,15 @@ final class DistributedCLITests: XCTestCase {
             XCTAssertEqual(rows.count, ranks, run.stderr)
             return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [[String: Any]]
         }
+        // Cutting it streams: `grok shard`'s peak memory stays far below the model (each block's
+        // copy is freed once written).
+        let cut = try launch("grok", ["shard", "--model", model, "--topology", Self.topology("tiny-2r-slice2.json"),
+                                      "--out", "\(dir)/shards", "--no-compress"])
+        XCTAssertEqual(cut.status, 0, cut.stderr)
+        let peak = Double(cut.stdout.split(separator: " ").dropLast().last.map(String.init) ?? "") ?? .infinity   // "... memory N MB"
+        let modelBytes = try FileManager.default.attributesOfItem(atPath: model)[.size] as! Int
+        XCTAssertLessThan(peak * 1e6, 0.3 * Double(modelBytes), cut.stdout)
+
         let whole = try stats(1, "tiny-1r.json")[0]
         let wholeWeights = whole["weightBytes"] as! Int
         for rank in try stats(2, "tiny-2r-slice2.json") {
