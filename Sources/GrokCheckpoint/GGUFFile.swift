@@ -36,7 +36,8 @@ public final class GGUFFile: @unchecked Sendable {
 
     private let tensorIndex: [String: Int]
     // The mapping (nil only for an empty file, which never gets this far).
-    private let base: UnsafeRawPointer?
+    private let mapping: MappedFile
+    private var base: UnsafeRawPointer? { mapping.bytes.baseAddress }
     /// Column slices copied out of the mapping (see `block`).
     let arena = ByteArena()
 
@@ -44,42 +45,24 @@ public final class GGUFFile: @unchecked Sendable {
     ///
     /// - Throws: ``CheckpointError`` when the file cannot be read or is not a valid GGUF file.
     public init(path: String) throws {
-        let (base, size) = try Self.map(path: path)
-        do {
-            var parser = GGUFParser(file: path, bytes: UnsafeRawBufferPointer(start: base, count: size))
-            let parsed = try parser.parse()
-            self.path = path
-            self.version = parsed.version
-            self.alignment = parsed.alignment
-            self.fileSize = size
-            self.dataOffset = parsed.dataOffset
-            self.metadata = parsed.metadata
-            self.metadataKeys = parsed.metadataKeys
-            self.tensors = parsed.tensors
-            self.tensorIndex = parsed.tensorIndex
-            self.base = base
-        } catch {
-            if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
-            throw error
-        }
-    }
-
-    deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) }
+        mapping = try MappedFile(path: path, what: "GGUF file")
+        var parser = GGUFParser(file: path, bytes: mapping.bytes)
+        let parsed = try parser.parse()
+        self.path = path
+        self.version = parsed.version
+        self.alignment = parsed.alignment
+        self.fileSize = mapping.bytes.count
+        self.dataOffset = parsed.dataOffset
+        self.metadata = parsed.metadata
+        self.metadataKeys = parsed.metadataKeys
+        self.tensors = parsed.tensors
+        self.tensorIndex = parsed.tensorIndex
     }
 
     /// Drops the whole pages of `bytes` (a range of this mapping) from the process's resident
     /// memory: for data that was read once and copied elsewhere (a rank's column slice). Reading
     /// them again faults them back in from the page cache, so this is always safe.
-    public func evict(_ bytes: UnsafeRawBufferPointer) {
-        guard let base, let start = bytes.baseAddress, bytes.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let lower = (Int(bitPattern: start) + page - 1) / page * page
-        let upper = (Int(bitPattern: start) + bytes.count) / page * page
-        let mapStart = Int(bitPattern: base), mapEnd = mapStart + fileSize
-        guard upper > lower, lower >= mapStart, upper <= mapEnd else { return }
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: lower), upper - lower, Int32(MADV_DONTNEED))
-    }
+    public func evict(_ bytes: UnsafeRawBufferPointer) { mapping.evict(bytes) }
 
     /// The info of the tensor called `name`, or nil.
     public func tensor(_ name: String) -> GGUFTensorInfo? {
@@ -197,28 +180,6 @@ public final class GGUFFile: @unchecked Sendable {
         return names.count == 1 ? names[0] : "one of " + names.joined(separator: ", ")
     }
 
-    // MARK: - Mapping
-
-    private static func map(path: String) throws -> (UnsafeRawPointer?, Int) {
-        func failure(_ expected: String, _ found: String) -> CheckpointError {
-            CheckpointError(file: path, field: "file", expected: expected, found: found)
-        }
-        func errnoText(_ code: Int32) -> String { "\(String(cString: strerror(code))) (errno \(code))" }
-
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw failure("a readable GGUF file", errnoText(errno)) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw failure("a file whose size can be read", errnoText(errno)) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw failure("a regular file", "a directory or device") }
-        let size = Int(info.st_size)
-        guard size > 0 else { return (nil, 0) }
-        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0),
-              mapped != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw failure("a file that can be memory-mapped", errnoText(errno))
-        }
-        return (UnsafeRawPointer(mapped), size)
-    }
 }
 
 // MARK: - Parsing

@@ -6,18 +6,19 @@ import Musl
 import Darwin
 #endif
 
-/// A whole file mapped read-only (the reading half of what `GGUFFile` does for itself), for
-/// checkpoint formats whose tensors are used in place: safetensors.
+/// A whole file mapped read-only, for
+/// every file format read in place: GGUF, safetensors, pickles, shards.
 final class MappedFile: @unchecked Sendable {
     let path: String
     /// The file's bytes (empty for an empty file, which is never mapped).
     let bytes: UnsafeRawBufferPointer
 
-    /// Maps `path`; `what` names the expected kind of file in errors ("a safetensors file").
-    init(path: String, what: String) throws {
+    /// Maps `path`; `what` names the expected kind of file in errors ("a safetensors file"),
+    /// `label` how errors name the file (default: its path).
+    init(path: String, what: String, label: String? = nil) throws {
         self.path = path
         func failure(_ expected: String, _ found: String) -> CheckpointError {
-            CheckpointError(file: path, field: "file", expected: expected, found: found)
+            CheckpointError(file: label ?? path, field: "file", expected: expected, found: found)
         }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw failure("a readable \(what)", errnoDescription(errno)) }

@@ -68,8 +68,7 @@ public enum PickleLeaf: @unchecked Sendable {
 public final class PickleFile: @unchecked Sendable {
     public let path: String
     public let leaf: PickleLeaf
-    private let base: UnsafeRawPointer?
-    private let size: Int
+    private let mapping: MappedFile
     /// Payloads the file did not hold as raw bytes (protocol 2), freed with the file.
     private let copies: [UnsafeMutableRawBufferPointer]
 
@@ -78,53 +77,21 @@ public final class PickleFile: @unchecked Sendable {
     /// - Throws: ``CheckpointError`` naming the file, the offset and the opcode for anything the
     ///   reader does not accept; nothing in the file is ever executed.
     public init(path: String) throws {
-        let mapping = try Self.map(path: path)
-        base = mapping.base
-        size = mapping.size
-        var machine = PickleMachine(file: path, bytes: UnsafeRawBufferPointer(start: base, count: size))
+        mapping = try MappedFile(path: path, what: "pickle file")
+        var machine = PickleMachine(file: path, bytes: mapping.bytes)
         do {
             leaf = try machine.run()
             copies = machine.copies
         } catch {
             machine.copies.forEach { $0.deallocate() }
-            if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
             throw error
         }
         self.path = path
     }
 
-    deinit {
-        copies.forEach { $0.deallocate() }
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
-    }
+    deinit { copies.forEach { $0.deallocate() } }
 
     /// Drops the whole pages of `bytes` (a range of this mapping) from resident memory; reading
     /// them again faults them back in from the page cache.
-    func evict(_ bytes: UnsafeRawBufferPointer) {
-        guard let base, let start = bytes.baseAddress, bytes.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let lower = (Int(bitPattern: start) + page - 1) / page * page
-        let upper = (Int(bitPattern: start) + bytes.count) / page * page
-        guard upper > lower, lower >= Int(bitPattern: base), upper <= Int(bitPattern: base) + size else { return }
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: lower), upper - lower, Int32(MADV_DONTNEED))
-    }
-
-    /// Maps `path` read-only: a nil base for an empty file.
-    private static func map(path: String) throws -> (base: UnsafeRawPointer?, size: Int) {
-        func failure(_ expected: String, _ found: String) -> CheckpointError {
-            CheckpointError(file: path, field: "file", expected: expected, found: found)
-        }
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw failure("a readable pickle file", errnoDescription(errno)) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw failure("a file whose size can be read", errnoDescription(errno)) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw failure("a regular file", "a directory or device") }
-        let size = Int(info.st_size)
-        guard size > 0 else { return (nil, 0) }
-        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw failure("a file that can be memory-mapped", errnoDescription(errno))
-        }
-        return (UnsafeRawPointer(mapped), size)
-    }
+    func evict(_ bytes: UnsafeRawBufferPointer) { mapping.evict(bytes) }
 }

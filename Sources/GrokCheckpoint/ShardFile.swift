@@ -1,8 +1,5 @@
 import Foundation
 import GrokTensor
-#if canImport(Glibc)
-import Glibc
-#endif
 
 // A rank's shard: exactly the weight blocks one rank of one layout holds, already sliced, in the
 // layout the kernels read, every chunk checksummed (XXH64 of its raw bytes) and optionally
@@ -153,8 +150,9 @@ public final class ShardFile: TensorSource {
     public let path: String
     public let metadataFile: GGUFFile
     public let index: ShardIndex
-    private let base: UnsafeRawPointer
-    private let size: Int
+    private let mapping: MappedFile
+    private var base: UnsafeRawPointer { mapping.bytes.baseAddress! }
+    private var size: Int { mapping.bytes.count }
     private let arena = ByteArena()
     private var blocks: [WeightBlock: (info: GGUFTensorInfo, bytes: UnsafeRawBufferPointer)] = [:]
     private var tensors: [String: GGUFTensorInfo] = [:]
@@ -166,32 +164,17 @@ public final class ShardFile: TensorSource {
         self.path = path
         metadataFile = metadata
         let label = "shard \(path) (rank \(rank))"
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw CheckpointError(file: label, field: "file", expected: "a readable shard file", found: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size >= ShardFormat.headerSize else {
+        mapping = try MappedFile(path: path, what: "shard file", label: label)
+        guard mapping.bytes.count >= ShardFormat.headerSize else {
             throw CheckpointError(file: label, field: "header", expected: "at least \(ShardFormat.headerSize) bytes", found: "a shorter file (truncated)")
         }
-        size = Int(st.st_size)
-        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
-            throw CheckpointError(file: label, field: "file", expected: "a file that can be mapped", found: String(cString: strerror(errno)))
+        index = try ShardFile.readIndex(mapping.bytes.baseAddress!, size: mapping.bytes.count, label: label)
+        guard index.rank == rank else {
+            throw CheckpointError(file: label, field: "index rank", expected: "rank \(rank)",
+                                  found: "rank \(index.rank): this file belongs to another rank (files swapped?)")
         }
-        base = UnsafeRawPointer(mapped)
-        do {
-            index = try ShardFile.readIndex(base, size: size, label: label)
-            guard index.rank == rank else {
-                throw CheckpointError(file: label, field: "index rank", expected: "rank \(rank)",
-                                      found: "rank \(index.rank): this file belongs to another rank (files swapped?)")
-            }
-            try load(label: label, pool: pool, progress: progress)
-        } catch {
-            munmap(mapped, size)
-            throw error
-        }
+        try load(label: label, pool: pool, progress: progress)
     }
-
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
 
     private static func readIndex(_ base: UnsafeRawPointer, size: Int, label: String) throws -> ShardIndex {
         guard Array(UnsafeRawBufferPointer(start: base, count: 8)) == ShardFormat.magic else {
@@ -274,7 +257,7 @@ public final class ShardFile: TensorSource {
                 let hash = ShardFormat.hex(Checksum.xxh64(raw))
                 if hash != chunk.xxh64 { problem = ("XXH64 \(chunk.xxh64)", "\(hash) (the file is corrupted)") }
             }
-            if item.destination != nil { evictPages(source) }
+            if item.destination != nil { mapping.evict(source) }
             if let problem {
                 lock.lock()
                 if failure == nil { failure = CheckpointError(file: label, field: field, expected: problem.expected, found: problem.found) }
@@ -283,14 +266,6 @@ public final class ShardFile: TensorSource {
             progress?(chunk.stored)
         }
         if let failure { throw failure }
-    }
-
-    /// Drops whole pages of `bytes` (part of the mapping) from resident memory.
-    private func evictPages(_ bytes: UnsafeRawBufferPointer) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = Int(bitPattern: bytes.baseAddress)
-        let lower = (start + page - 1) / page * page, upper = (start + bytes.count) / page * page
-        if upper > lower { _ = madvise(UnsafeMutableRawPointer(bitPattern: lower), upper - lower, Int32(MADV_DONTNEED)) }
     }
 
     public func tensor(_ name: String) -> GGUFTensorInfo? { tensors[name] }
