@@ -11,7 +11,7 @@ struct Grok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grok",
         abstract: "GrokCluster offline tools.",
-        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self, Shard.self])
+        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self, Shard.self, Plan.self])
 }
 
 extension DType: ExpressibleByArgument {
@@ -153,6 +153,37 @@ struct Shard: ParsableCommand {
         print(String(format: "wrote %d shards to %@: %.3f GB of weights in %.3f GB of files (ratio %.2f); peak resident memory %.0f MB",
                      manifest.ranks.count, out, Double(weights) / 1e9, Double(stored) / 1e9, Double(weights) / Double(max(stored, 1)),
                      Double(ProcessMemory.peakResidentBytes()) / 1e6))
+    }
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict memory, traffic and speed of a layout on a cluster before running it.",
+        discussion: "Memory per rank (weights, KV cache, buffers), bytes read and FLOPs per decode step, the messages and bytes of every collective, the time per token split into compute, communication and pipeline bubble, tokens/s, prefill time, and the bottleneck. Without --cluster a named default profile is used.")
+    @Option(help: "A GGUF file, a preset (grok-1, grok-2, …) or embedded.") var model: String
+    @Option(help: "Layout file.") var topology: String
+    @Option(help: "Cluster profile (grok calibrate, or by hand: Launch/cluster-profile.md). Default: ClusterProfile.default.") var cluster: String?
+    @Option(help: "Sequences decoded together.") var batch = 1
+    @Option(help: "Positions in each sequence's KV cache (and the prompt length for the prefill figure).") var context = 512
+    @Option(help: "Matrix dtype for a preset.") var dtype: DType?
+    @Option(help: "Threads per rank (default: the node's cores ÷ ranks per node).") var threads: Int?
+    @Option(help: "Ranks sharing one node (they share its memory bandwidth and memory).") var ranksPerNode = 1
+    @Flag(help: "Print the prediction as JSON.") var json = false
+
+    func run() throws {
+        let profile = try cluster.map { try ClusterProfile(contentsOf: $0) } ?? .default
+        let model = try TopologyExplainer.model(self.model, dtype: dtype)
+        let layout = try GrokTopology.Topology(contentsOf: topology)
+        let planner = Planner(model: model, topology: layout, profile: profile,
+                              threads: threads ?? max(1, profile.node.cores / max(ranksPerNode, 1)), ranksPerNode: ranksPerNode)
+        let prediction = try planner.predict(batch: batch, context: context)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(prediction), as: UTF8.self))
+        } else {
+            print(PlanReport.text(prediction, planner: planner, modelName: self.model), terminator: "")
+        }
     }
 }
 
