@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import GrokCheckpoint
+import GrokComm
 import GrokModel
 import GrokRuntime
 import GrokTensor
@@ -11,7 +12,7 @@ struct Grok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grok",
         abstract: "GrokCluster offline tools.",
-        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self, Shard.self, Plan.self])
+        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self, Shard.self, Plan.self, Calibrate.self])
 }
 
 extension DType: ExpressibleByArgument {
@@ -100,8 +101,16 @@ struct Bench: ParsableCommand {
     @Option(help: "Decode steps measured.") var decode = 16
     @Option(help: "Where the synthetic models are written (reused across runs).")
     var directory = NSTemporaryDirectory()
+    @Option(help: "Instead of the dtype sweep: run the real runtime on this layout under mpirun and print measured figures beside grok plan's prediction.")
+    var topology: String?
+    @Option(help: "With --topology: the model (GGUF file or checkpoint directory).") var model: String?
+    @Option(help: "With --topology: cluster profile for the prediction (grok calibrate).") var cluster: String?
+    @Option(help: "With --topology: sequences decoded together.") var batch = 1
+    @Option(help: "With --topology: tokens generated per sequence.") var tokens = 32
+    @Option(help: "With --topology: ranks sharing one node (default: all of them, this machine).") var ranksPerNode: Int?
 
     func run() throws {
+        if let topology { return try runLayout(topology) }
         let types = try dtypes.split(separator: ",").map { s -> DType in
             guard let t = DType(name: String(s)) else { throw ValidationError("--dtypes: unknown dtype \"\(s)\"") }
             return t
@@ -153,6 +162,39 @@ struct Shard: ParsableCommand {
         print(String(format: "wrote %d shards to %@: %.3f GB of weights in %.3f GB of files (ratio %.2f); peak resident memory %.0f MB",
                      manifest.ranks.count, out, Double(weights) / 1e9, Double(stored) / 1e9, Double(weights) / Double(max(stored, 1)),
                      Double(ProcessMemory.peakResidentBytes()) / 1e6))
+    }
+}
+
+extension Bench {
+    /// Measured (the runtime under mpirun) beside predicted (the planner) for one layout.
+    func runLayout(_ topology: String) throws {
+        guard let model else { throw ValidationError("--topology needs --model") }
+        guard let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ValidationError("bench --topology needs mpirun (Launch/setup.sh installs it)")
+        }
+        let layout = try GrokTopology.Topology(contentsOf: topology)
+        let threads = Int(self.threads.split(separator: ",").first ?? "1") ?? 1
+        let profile = try cluster.map { try ClusterProfile(contentsOf: $0) } ?? .default
+        let coordinator = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("grok-coordinator").path
+        let environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_btl": "self,vader",
+                           "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "OPENBLAS_NUM_THREADS": "1"]
+        let measured = try LayoutBench.run(mpirun: mpirun, coordinator: coordinator, model: model, topology: topology,
+                                           ranks: layout.worldSize, batch: batch, tokens: tokens, threads: threads,
+                                           environment: environment, scratch: directory + "/grokcluster-layout-bench-\(getpid())")
+        let planner = Planner(model: try TopologyExplainer.model(model, dtype: nil), topology: layout, profile: profile, threads: threads,
+                              ranksPerNode: ranksPerNode ?? layout.worldSize)
+        let context = measured.promptTokens / max(batch, 1) + tokens / 2
+        let predicted = try planner.predict(batch: batch, context: context)
+        func error(_ p: Double, _ m: Double) -> String { String(format: "%+.1f%%", 100 * (p - m) / m) }
+        print("layout \(topology), model \(model), batch \(batch), \(threads) thread(s) per rank; cluster: \(profile.description)")
+        print("quantity                 predicted     measured     error")
+        print(String(format: "decode step (ms)      %12.3f %12.3f  ", predicted.stepSeconds * 1e3, measured.stepSeconds * 1e3)
+              + error(predicted.stepSeconds, measured.stepSeconds))
+        print(String(format: "decode tokens/s       %12.2f %12.2f  ", predicted.tokensPerSecond, measured.tokensPerSecond)
+              + error(predicted.tokensPerSecond, measured.tokensPerSecond))
+        let share = (predicted.communicationSeconds + predicted.bubbleSeconds) / predicted.stepSeconds
+        print(String(format: "communication share   %11.1f%% %11.1f%%", 100 * share, 100 * measured.communicationShare))
+        print("bottleneck (predicted): \(predicted.bottleneck)")
     }
 }
 
@@ -210,13 +252,107 @@ struct TopologyCommand: ParsableCommand {
     }
 }
 
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a node (read bandwidth, kernel rates) and the collectives between the ranks of an MPI job; write a cluster profile for the planner.",
+        discussion: """
+            Run under mpirun with one rank per node and no core binding, e.g.
+              mpirun --map-by ppr:1:node --bind-to none -np 16 grok calibrate --out cluster.json
+            Rank 0 measures its node while the others wait; then every rank takes part in the collectives. Ranks on one host \
+            measure shared memory, not a network. Without mpirun (or with --node-only) only the node is measured. \
+            Schema and methods: Launch/cluster-profile.md.
+            """)
+    @Option(help: "Where rank 0 writes the profile (JSON).") var out: String
+    @Flag(help: "Small buffers and few repetitions: seconds instead of a minute, rough figures (for tests).") var quick = false
+    @Flag(help: "Measure the node only and keep the default profile's network (the only mode for a single process).") var nodeOnly = false
+    @Option(help: "Largest message timed, in bytes (≥ 8; default 16 MiB, 1 MiB with --quick).") var maxBytes: Int?
+    @Option(help: "Highest thread count measured: 1, 2, 4, … up to it (default: the node's cores).") var threadsMax: Int?
+
+    func validate() throws {
+        if let maxBytes, maxBytes < 8 || maxBytes > 1 << 30 { throw ValidationError("--max-bytes: expected 8…\(1 << 30), got \(maxBytes)") }
+        if let threadsMax, threadsMax < 1 || threadsMax > 1024 { throw ValidationError("--threads-max: expected 1…1024, got \(threadsMax)") }
+    }
+
+    func run() throws {
+        // Only this subcommand starts MPI, and only when mpirun (or srun) launched the process.
+        let communicator: Communicator
+        if MPICommunicator.isLaunchedByMPI {
+            do { communicator = try MPICommunicator() } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                Foundation.exit(1)
+            }
+        } else {
+            communicator = SingleProcessCommunicator()
+        }
+        let mpi = communicator as? MPICommunicator
+        let rank = communicator.rank
+        func stderr(_ text: String) { if rank == 0 { FileHandle.standardError.write(Data(text.utf8)) } }
+        /// An error every rank met alike: rank 0 reports it, every rank ends with status 1.
+        func fail(_ message: String) -> Never {
+            stderr("error: \(message)\n")
+            mpi?.finalize()
+            Foundation.exit(1)
+        }
+
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        var options = quick ? Calibration.Options.quick(maxThreads: threadsMax ?? cores) : Calibration.Options(maxThreads: threadsMax ?? cores)
+        if let maxBytes { options.maxMessageBytes = maxBytes }
+        let path = out
+        do {
+            // Rank 0 checks it can write --out before minutes of measurement; every rank learns the verdict.
+            var problem: [UInt8] = []
+            if rank == 0 {
+                let directory = (path as NSString).deletingLastPathComponent
+                let dir = directory.isEmpty ? "." : directory
+                var isDirectory: ObjCBool = false
+                if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                    problem = Array("--out: no directory \(dir)".utf8)
+                } else if !FileManager.default.isWritableFile(atPath: dir) {
+                    problem = Array("--out: cannot write in \(dir)".utf8)
+                }
+            }
+            try communicator.broadcast(&problem, root: 0)
+            if !problem.isEmpty { fail(String(decoding: problem, as: UTF8.self)) }
+
+            let (profile, points) = try Calibration.calibrate(communicator, options, nodeOnly: nodeOnly, log: stderr)
+            var written: [UInt8] = [1]
+            if rank == 0 {
+                do {
+                    try Calibration.json(profile).write(to: URL(fileURLWithPath: path))
+                    print(profile.description)
+                    print()
+                    print(Calibration.summary(profile, points: points), terminator: "")
+                    print("\nwrote \(path)")
+                } catch {
+                    FileHandle.standardError.write(Data("error: --out: cannot write \(path): \(error.localizedDescription)\n".utf8))
+                    written = [0]
+                }
+            }
+            try communicator.broadcast(&written, root: 0)
+            mpi?.finalize()
+            Foundation.exit(written == [1] ? 0 : 1)
+        } catch let error as CalibrationError {
+            fail(error.description)
+        } catch {
+            // A failed collective: this rank reports it and the job ends.
+            FileHandle.standardError.write(Data("error: rank \(rank): \(error)\n".utf8))
+            communicator.abort(code: 1)
+        }
+    }
+}
+
 // One line per error (help text aside), like grok-coordinator.
 do {
     var command = try Grok.parseAsRoot()
     try command.run()
 } catch {
+    // Under mpirun (grok calibrate) every rank parses the same arguments: rank 0 alone reports.
+    let launcherRank = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"]
+        ?? ProcessInfo.processInfo.environment["PMI_RANK"] ?? "0") ?? 0
     let code = Grok.exitCode(for: error)
-    if code == .success {
+    if launcherRank != 0 {
+        exit(code.rawValue)
+    } else if code == .success {
         print(Grok.fullMessage(for: error))
     } else {
         FileHandle.standardError.write(Data("error: \(Grok.message(for: error))\n".utf8))

@@ -1,0 +1,458 @@
+import Foundation
+import GrokComm
+import GrokTensor
+
+/// `grok calibrate`: measures this machine and the links between the ranks of an MPI job and
+/// returns a `ClusterProfile` (schema and methods: `Launch/cluster-profile.md`).
+///
+/// Node figures come from rank 0's node alone: rank 0 measures while the other ranks on its host
+/// wait without using a core (they poll a flag file; an MPI barrier would spin on a core the
+/// measurement needs). Network figures come from collectives over the whole world communicator,
+/// every rank taking part; results are valid on rank 0.
+public enum Calibration {
+    /// Dtypes whose kernels are measured, by their names in the profile.
+    public static let dtypes: [DType] = [.f32, .f16, .bf16, .q8_0, .q4_0]
+    /// The collectives the runtime uses, by their names in the profile.
+    public static let collectiveKinds = ["pointToPoint", "allreduce", "allgather", "alltoallv", "broadcast"]
+
+    public struct Options: Sendable {
+        /// Highest thread count measured (1, 2, 4, … up to it, and it).
+        public var maxThreads: Int
+        /// Buffer read by `MemoryBandwidth.measureRead`: far beyond the last-level cache.
+        public var readBytes = 512 << 20
+        /// Bytes of the matrix streamed by the matrix-vector measurement, per dtype (rows of `columns`).
+        public var matvecBytes = 256 << 20
+        /// Rows of the matrix-matrix measurement (`columns` wide, `matmatTokens` tokens).
+        public var matmatRows = 2048
+        public var matmatTokens = 64
+        /// Row length of the kernel matrices (a multiple of 32; Grok-1's width).
+        public var columns = 4096
+        /// Timed repetitions of each kernel measurement (after one warm-up); the median is kept.
+        public var kernelRepetitions = 5
+        /// Largest message (bytes one rank contributes or sends); sizes are 8 B and 16 B, 64 B, … (powers of 4) up to it.
+        public var maxMessageBytes = 16 << 20
+        /// Timed repetitions per message size: small (≤ 64 KiB), medium (≤ 1 MiB), large; after `warmup` untimed ones.
+        public var messageRepetitions = (small: 40, medium: 15, large: 6)
+        public var warmup = 2
+
+        public init(maxThreads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+            self.maxThreads = max(1, maxThreads)
+        }
+
+        /// Small sizes and few repetitions: a few seconds in all, for tests (figures are rough:
+        /// the buffers fit in a large cache).
+        public static func quick(maxThreads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Options {
+            var o = Options(maxThreads: maxThreads)
+            o.readBytes = 64 << 20
+            o.matvecBytes = 16 << 20
+            o.matmatRows = 256
+            o.columns = 2048
+            o.kernelRepetitions = 3
+            o.maxMessageBytes = 1 << 20
+            o.messageRepetitions = (small: 10, medium: 5, large: 3)
+            o.warmup = 1
+            return o
+        }
+
+        /// 1, 2, 4, … below `maxThreads`, then `maxThreads`.
+        public var threadCounts: [Int] {
+            var counts: [Int] = []
+            var t = 1
+            while t < maxThreads { counts.append(t); t *= 2 }
+            counts.append(maxThreads)
+            return counts
+        }
+
+        /// 8 B, then 16 B, 64 B, 256 B, … (powers of 4) up to `maxMessageBytes`, which is always included.
+        public var messageSizes: [Int] {
+            var sizes = [8]
+            var b = 16
+            while b < maxMessageBytes { sizes.append(b); b *= 4 }
+            if maxMessageBytes / 4 * 4 > sizes.last! { sizes.append(maxMessageBytes / 4 * 4) }
+            return sizes
+        }
+    }
+
+    // MARK: - Node
+
+    /// Read bandwidth with each of `options.threadCounts` threads (`MemoryBandwidth.measureRead`:
+    /// best of several passes over `options.readBytes`).
+    public static func measureReadBandwidth(_ options: Options, pools: [Int: ThreadPool], log: (String) -> Void = { _ in }) -> [ClusterProfile.ThreadRate] {
+        options.threadCounts.map { t in
+            log("read bandwidth, \(t) thread\(t == 1 ? "" : "s") …\n")
+            return ClusterProfile.ThreadRate(threads: t, bytesPerSecond: MemoryBandwidth.measureRead(bytes: options.readBytes, threads: t, pool: pools[t]))
+        }
+    }
+
+    /// Per dtype and thread count: matrix-vector weight bytes/s (n = 1 over `matvecBytes` of
+    /// weights) and matrix-matrix FLOP/s (n = `matmatTokens` over `matmatRows` rows), with
+    /// `Kernels.matmul`; median of `kernelRepetitions` after a warm-up.
+    public static func measureKernels(_ options: Options, pools: [Int: ThreadPool], log: (String) -> Void = { _ in }) -> [ClusterProfile.KernelRate] {
+        let cols = options.columns
+        var random = SplitMix(seed: 0x9E37_79B9)
+        let seedRows = 64
+        let seedValues = (0..<seedRows * cols).map { _ in random.float() }
+        let x = (0..<options.matmatTokens * cols).map { _ in random.float() }
+        var rates: [ClusterProfile.KernelRate] = []
+        for dtype in dtypes {
+            log("kernels, \(dtype.name.lowercased()) …\n")
+            // 64 random rows, quantized once and repeated to fill the matrix.
+            let seed = seedValues.withUnsafeBufferPointer { Quantizer.quantize($0, to: dtype) }
+            let rowBytes = dtype.rowBytes(cols)
+            let rows = max(seedRows, options.matvecBytes / rowBytes / seedRows * seedRows)
+            let storage = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes, alignment: 4096)
+            defer { storage.deallocate() }
+            seed.withUnsafeBytes { bytes in
+                for r in stride(from: 0, to: rows, by: seedRows) {
+                    (storage + r * rowBytes).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                }
+            }
+            let w = WeightMatrix(base: storage, dtype: dtype, rows: rows, cols: cols)
+            let batchRows = min(rows, max(16, options.matmatRows))
+            let batch = w.rows(0..<batchRows)
+            var y = [Float](repeating: 0, count: max(rows, options.matmatTokens * batchRows))
+            for t in options.threadCounts {
+                let pool = pools[t]!
+                let matvec = x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        medianSeconds(options.kernelRepetitions) { Kernels.matmul(w, x: xp.baseAddress!, n: 1, y: yp.baseAddress!, pool: pool) }
+                    }
+                }
+                let matmat = x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        medianSeconds(options.kernelRepetitions) {
+                            Kernels.matmul(batch, x: xp.baseAddress!, n: options.matmatTokens, y: yp.baseAddress!, pool: pool)
+                        }
+                    }
+                }
+                let flops = 2 * Double(batchRows) * Double(cols) * Double(options.matmatTokens)
+                rates.append(ClusterProfile.KernelRate(dtype: dtype.name.lowercased(), threads: t,
+                                                       matvecBytesPerSecond: Double(w.byteCount) / matvec,
+                                                       matmatFlopsPerSecond: flops / matmat))
+            }
+        }
+        return rates
+    }
+
+    /// The node section: memory, cores, read bandwidth and kernel rates of this process's node.
+    public static func measureNode(_ options: Options, log: (String) -> Void = { _ in }) -> ClusterProfile.Node {
+        BLAS.setThreads(1)  // our pool parallelises; mpirun's binding would change OpenBLAS's default
+        var pools: [Int: ThreadPool] = [:]
+        for t in options.threadCounts { pools[t] = ThreadPool(threads: t) }
+        let bandwidth = measureReadBandwidth(options, pools: pools, log: log)
+        let kernels = measureKernels(options, pools: pools, log: log)
+        return ClusterProfile.Node(memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
+                                   cores: ProcessInfo.processInfo.activeProcessorCount,
+                                   readBandwidth: bandwidth, kernels: kernels)
+    }
+
+    // MARK: - Network
+
+    /// One timing per message size: `bytes` as the profile counts them (what one rank contributes
+    /// or sends) and the median over repetitions of the slowest rank's time.
+    public struct Point: Sendable, Equatable {
+        public var bytes: Int
+        public var seconds: Double
+        public init(bytes: Int, seconds: Double) {
+            self.bytes = bytes
+            self.seconds = seconds
+        }
+    }
+
+    /// Measures every collective of `collectiveKinds` over `comm` (a collective call: every rank
+    /// must make it) and fits α and β to each. The result is valid on every rank.
+    public static func measureCollectives(_ comm: Communicator, _ options: Options,
+                                          log: (String) -> Void = { _ in }) throws -> [(ClusterProfile.Collective, [Point])] {
+        guard comm.size >= 2 else {
+            throw CalibrationError("calibrate: the network part needs at least 2 ranks (run under mpirun -np 2 or more), or give --node-only")
+        }
+        let sizes = options.messageSizes
+        let largest = sizes.max()!
+        let p = comm.size
+        // Buffers large enough for every size (allgather receives p · largest, alltoallv sends
+        // largest / (p − 1) to each of p ranks).
+        let capacity = p * (largest / 4 + 1)
+        let send = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+        let receive = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+        defer { send.deallocate(); receive.deallocate() }
+        send.initialize(repeating: 0, count: capacity)
+        receive.initialize(repeating: 0, count: capacity)
+
+        var results: [(ClusterProfile.Collective, [Point])] = []
+        for kind in collectiveKinds {
+            log("collective \(kind) …\n")
+            var points: [Point] = []
+            for size in sizes {
+                let reps = size <= 64 << 10 ? options.messageRepetitions.small
+                    : size <= 1 << 20 ? options.messageRepetitions.medium : options.messageRepetitions.large
+                let floats = max(1, size / 4)
+                let point: Point
+                switch kind {
+                case "pointToPoint":
+                    // Ping-pong between ranks 0 and 1; the others only take part in the barriers.
+                    let t = try time(comm, reps: reps, warmup: options.warmup, rank0Only: true) {
+                        if comm.rank == 0 {
+                            try comm.send(send, count: size, to: 1, tag: 71)
+                            try comm.receive(receive, count: size, from: 1, tag: 72)
+                        } else if comm.rank == 1 {
+                            try comm.receive(receive, count: size, from: 0, tag: 71)
+                            try comm.send(send, count: size, to: 0, tag: 72)
+                        }
+                    }
+                    point = Point(bytes: size, seconds: t / 2)
+                case "allreduce":
+                    // Zeros stay zeros: repeated in-place sums cannot overflow.
+                    point = Point(bytes: 4 * floats, seconds: try time(comm, reps: reps, warmup: options.warmup) {
+                        try comm.allreduceSum(send, count: floats)
+                    })
+                case "allgather":
+                    point = Point(bytes: 4 * floats, seconds: try time(comm, reps: reps, warmup: options.warmup) {
+                        try comm.allgather(send, count: floats, into: receive)
+                    })
+                case "alltoallv":
+                    // Equal counts to every rank (this one too, as the runtime's calls do); bytes = what one
+                    // rank sends to the others (the block it keeps is not sent): `size` spread over p − 1.
+                    let each = max(1, floats / (p - 1))
+                    let counts = [Int](repeating: each, count: p), offsets = (0..<p).map { $0 * each }
+                    point = Point(bytes: 4 * each * (p - 1), seconds: try time(comm, reps: reps, warmup: options.warmup) {
+                        try comm.alltoallv(send, sendCounts: counts, sendOffsets: offsets, into: receive,
+                                           receiveCounts: counts, receiveOffsets: offsets)
+                    })
+                case "broadcast":
+                    point = Point(bytes: size, seconds: try time(comm, reps: reps, warmup: options.warmup) {
+                        try comm.broadcast(send, count: size, root: 0)
+                    })
+                default:
+                    fatalError("unknown collective \(kind)")
+                }
+                points.append(point)
+            }
+            let fitted = fit(points.map { (Double($0.bytes), $0.seconds) })
+            results.append((ClusterProfile.Collective(kind: kind, ranks: kind == "pointToPoint" ? 2 : p,
+                                                      alphaSeconds: fitted.alphaSeconds, bytesPerSecond: fitted.bytesPerSecond), points))
+        }
+        return results
+    }
+
+    /// `body` timed on every rank between a barrier and its return, `reps` times after `warmup`
+    /// untimed calls; per repetition the slowest rank's time (or rank 0's with `rank0Only`), and
+    /// the median of those. Collective: every rank gets the same value.
+    static func time(_ comm: Communicator, reps: Int, warmup: Int, rank0Only: Bool = false, _ body: () throws -> Void) throws -> Double {
+        for _ in 0..<warmup {
+            try comm.barrier()
+            try body()
+        }
+        var mine: [Double] = []
+        for _ in 0..<max(1, reps) {
+            try comm.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            mine.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let bytes = mine.withUnsafeBytes { Array($0) }
+        let all = try comm.allgatherBytes(bytes).map { part in
+            part.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+        }
+        let perRep = (0..<mine.count).map { i in rank0Only ? all[0][i] : all.map { $0[i] }.max()! }
+        return median(perRep)
+    }
+
+    /// Least-squares fit of `t = α + bytes / β` to (bytes, seconds) points, each weighted by
+    /// 1 / seconds² (relative errors: small messages, which fix α, count as much as large ones,
+    /// which fix β). α is clamped at 0 (then the slope is refitted through the origin); a slope
+    /// that is not positive (no size dependence measurable) gives `maxBytesPerSecond`.
+    /// Points lying exactly on such a line are recovered exactly.
+    public static func fit(_ points: [(bytes: Double, seconds: Double)]) -> (alphaSeconds: Double, bytesPerSecond: Double) {
+        let usable = points.filter { $0.seconds > 0 && $0.seconds.isFinite && $0.bytes >= 0 }
+        guard !usable.isEmpty else { return (0, maxBytesPerSecond) }
+        var sw = 0.0, sb = 0.0, sbb = 0.0, st = 0.0, sbt = 0.0
+        for (b, t) in usable {
+            let w = 1 / (t * t)
+            sw += w; sb += w * b; sbb += w * b * b; st += w * t; sbt += w * b * t
+        }
+        let det = sw * sbb - sb * sb
+        var alpha: Double, slope: Double
+        if usable.count >= 2 && det > 1e-12 * sw * sbb {
+            slope = (sw * sbt - sb * st) / det
+            alpha = (st - slope * sb) / sw
+        } else {
+            // One size only: no slope to fit; all of the time is latency.
+            alpha = st / sw
+            slope = 0
+        }
+        if alpha < 0 {
+            alpha = 0
+            slope = sbb > 0 ? sbt / sbb : 0
+        }
+        let bandwidth = slope > 0 ? min(maxBytesPerSecond, 1 / slope) : maxBytesPerSecond
+        return (alpha, bandwidth)
+    }
+
+    /// The bandwidth recorded when none is measurable (JSON has no infinity): 1 PB/s.
+    public static let maxBytesPerSecond = 1e15
+
+    /// Distinct host names over the ranks of `comm` (collective), in rank order of first appearance,
+    /// and every rank's host.
+    public static func hosts(_ comm: Communicator) throws -> (distinct: [String], perRank: [String]) {
+        let names = try comm.allgatherBytes(Array(hostName().utf8)).map { String(decoding: $0, as: UTF8.self) }
+        var distinct: [String] = []
+        for n in names where !distinct.contains(n) { distinct.append(n) }
+        return (distinct, names)
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return String(cString: buffer)
+    }
+
+    // MARK: - The whole calibration
+
+    /// Collective over `comm`: rank 0 measures its node (the other ranks on its host wait idle),
+    /// then every rank takes part in the network measurements (unless `nodeOnly`: the default
+    /// profile's network is kept). The profile is complete on rank 0 only.
+    public static func calibrate(_ comm: Communicator, _ options: Options, nodeOnly: Bool,
+                                 log: (String) -> Void = { _ in }) throws -> (profile: ClusterProfile, points: [String: [Point]]) {
+        if !nodeOnly && comm.size < 2 {
+            throw CalibrationError("calibrate: the network part needs at least 2 ranks (run under mpirun -np 2 or more), or give --node-only for the node section alone")
+        }
+        // Rank 0 checks it may use the cores it is to measure with; every rank learns the verdict.
+        var verdict: [UInt8] = []
+        if comm.rank == 0, let allowed = CoordinatorRun.allowedCores(), allowed < options.maxThreads {
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let why = allowed < cores ? " of the node's \(cores) (mpirun binds up to 2 ranks to one core each: add --bind-to none, or give --threads-max \(allowed))"
+                : " (give --threads-max \(allowed) or fewer)"
+            verdict = Array("calibrate: measuring with up to \(options.maxThreads) threads but this process may only run on \(allowed) core\(allowed == 1 ? "" : "s")\(why)".utf8)
+        }
+        try comm.broadcast(&verdict, root: 0)
+        if !verdict.isEmpty { throw CalibrationError(String(decoding: verdict, as: UTF8.self)) }
+
+        let (hosts, perRank) = try self.hosts(comm)
+        // A job-unique flag file tells rank 0's neighbours that the node measurement is over.
+        var token = comm.rank == 0 ? Array(UUID().uuidString.utf8) : []
+        try comm.broadcast(&token, root: 0)
+        let flag = (NSTemporaryDirectory() as NSString).appendingPathComponent("grok-calibrate-\(String(decoding: token, as: UTF8.self)).done")
+        var node: ClusterProfile.Node?
+        if comm.rank == 0 {
+            node = measureNode(options, log: log)
+            FileManager.default.createFile(atPath: flag, contents: Data())
+        } else if perRank[comm.rank] == perRank[0] {
+            while !FileManager.default.fileExists(atPath: flag) { usleep(20_000) }
+        }
+        try comm.barrier()
+        if comm.rank == 0 { try? FileManager.default.removeItem(atPath: flag) }
+
+        var network = ClusterProfile.default.network
+        var points: [String: [Point]] = [:]
+        if !nodeOnly {
+            let measured = try measureCollectives(comm, options, log: log)
+            network = ClusterProfile.Network(collectives: measured.map(\.0))
+            for (c, p) in measured { points[c.kind] = p }
+        }
+
+        let date = ISO8601DateFormatter().string(from: Date())
+        let ranksPerHost = (comm.size + hosts.count - 1) / hosts.count
+        var description = "measured by grok calibrate\(nodeOnly ? " --node-only" : "") on \(date): node = \(hosts[0])"
+            + " (\(Kernels.isa) kernels, read buffer \(options.readBytes >> 20) MiB, matrix-vector over \(options.matvecBytes >> 20) MiB)"
+        if nodeOnly {
+            description += "; network: the default profile's (25 GbE, 20 µs; not measured)"
+        } else {
+            description += "; network: \(comm.size) ranks on \(hosts.count) host\(hosts.count == 1 ? "" : "s") (\(hosts.joined(separator: ", ")))"
+            if hosts.count == 1 {
+                description += ", all on one host: the collectives ran over shared memory, not a network — right for validating"
+                    + " the planner against runs on this machine (which use the same transport), not for a cluster"
+            } else if ranksPerHost > 1 {
+                description += ", up to \(ranksPerHost) ranks per host: the collectives mix shared memory and the network"
+            }
+        }
+        let profile = ClusterProfile(description: description,
+                                     nodes: nodeOnly && comm.size == 1 ? nil : hosts.count,
+                                     node: node ?? ClusterProfile.default.node, network: network)
+        return (profile, points)
+    }
+
+    /// The figures as a readable table.
+    public static func summary(_ profile: ClusterProfile, points: [String: [Point]] = [:]) -> String {
+        var s = "node: \(profile.node.cores) cores, \(String(format: "%.1f", Double(profile.node.memoryBytes) / Double(1 << 30))) GiB"
+        if let nodes = profile.nodes { s += "; nodes: \(nodes)" }
+        s += "\n\nread bandwidth\n  threads      GB/s\n"
+        for r in profile.node.readBandwidth {
+            s += String(format: "  %7d  %8.2f\n", r.threads, r.bytesPerSecond / 1e9)
+        }
+        s += "\nkernels (matrix-vector: weight bytes/s; matrix-matrix: FLOP/s)\n  dtype  threads  matvec GB/s  matmat GFLOP/s\n"
+        for k in profile.node.kernels {
+            s += "  " + pad(k.dtype, 5) + String(format: "  %7d  %11.2f  %14.1f\n", k.threads,
+                        k.matvecBytesPerSecond / 1e9, k.matmatFlopsPerSecond / 1e9)
+        }
+        s += "\nnetwork (t = α + bytes / β)\(points.isEmpty ? ", not measured" : "")\n  collective    ranks    α (µs)    β (GB/s)"
+        s += points.isEmpty ? "\n" : "   fit error (max)   measured: bytes → µs\n"
+        for c in profile.network.collectives {
+            s += "  " + pad(c.kind, 12) + String(format: "  %5d  %8.2f  %10.3f", c.ranks, c.alphaSeconds * 1e6, c.bytesPerSecond / 1e9)
+            if let p = points[c.kind], !p.isEmpty {
+                let worst = p.map { abs(c.alphaSeconds + Double($0.bytes) / c.bytesPerSecond - $0.seconds) / $0.seconds }.max()!
+                s += String(format: "   %15.0f%%   ", 100 * worst)
+                s += p.map { "\(byteLabel($0.bytes))→\(String(format: "%.1f", $0.seconds * 1e6))" }.joined(separator: " ")
+            }
+            s += "\n"
+        }
+        return s
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+
+    static func byteLabel(_ bytes: Int) -> String {
+        bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? "\(bytes >> 20)M"
+            : bytes >= 1 << 10 && bytes % (1 << 10) == 0 ? "\(bytes >> 10)K" : "\(bytes)"
+    }
+
+    /// The profile as `grok calibrate` writes it: pretty-printed JSON with sorted keys.
+    public static func json(_ profile: ClusterProfile) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var data = try encoder.encode(profile)
+        data.append(0x0A)
+        return data
+    }
+
+    // MARK: - Helpers
+
+    /// Median seconds of `reps` timed calls of `body` after one untimed call.
+    static func medianSeconds(_ reps: Int, _ body: () -> Void) -> Double {
+        body()
+        var times: [Double] = []
+        for _ in 0..<max(1, reps) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return median(times)
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        guard !s.isEmpty else { return 0 }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// Deterministic test data in [-1, 1).
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    }
+}
+
+/// A calibration that cannot run: one line.
+public struct CalibrationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
