@@ -1,4 +1,5 @@
 import Foundation
+import GrokModel
 import GrokComm
 import GrokTensor
 
@@ -110,7 +111,7 @@ public enum Calibration {
             let w = WeightMatrix(base: storage, dtype: dtype, rows: rows, cols: cols)
             let batchRows = min(rows, max(16, options.matmatRows))
             let batch = w.rows(0..<batchRows)
-            var y = [Float](repeating: 0, count: max(rows, options.matmatTokens * batchRows))
+            var y = [Float](repeating: 0, count: max(8 * rows, options.matmatTokens * batchRows))
             for t in options.threadCounts {
                 let pool = pools[t]!
                 let matvec = x.withUnsafeBufferPointer { xp in
@@ -125,10 +126,19 @@ public enum Calibration {
                         }
                     }
                 }
+                // 8 tokens over the matrix-vector matrix: the direct path the kernels take up to 16 tokens.
+                let small = x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        medianSeconds(options.kernelRepetitions) {
+                            Kernels.matmul(w, x: xp.baseAddress!, n: 8, y: yp.baseAddress!, pool: pool)
+                        }
+                    }
+                }
                 let flops = 2 * Double(batchRows) * Double(cols) * Double(options.matmatTokens)
                 rates.append(ClusterProfile.KernelRate(dtype: dtype.name.lowercased(), threads: t,
                                                        matvecBytesPerSecond: Double(w.byteCount) / matvec,
-                                                       matmatFlopsPerSecond: flops / matmat))
+                                                       matmatFlopsPerSecond: flops / matmat,
+                                                       smallBatchFlopsPerSecond: 2 * Double(rows) * Double(cols) * 8 / small))
             }
         }
         return rates
@@ -141,9 +151,39 @@ public enum Calibration {
         for t in options.threadCounts { pools[t] = ThreadPool(threads: t) }
         let bandwidth = measureReadBandwidth(options, pools: pools, log: log)
         let kernels = measureKernels(options, pools: pools, log: log)
+        let overhead = (try? measureOverhead(kernels: kernels, log: log)) ?? (layer: 0, tokenLayer: 0)
         return ClusterProfile.Node(memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
                                    cores: ProcessInfo.processInfo.activeProcessorCount,
-                                   readBandwidth: bandwidth, kernels: kernels)
+                                   readBandwidth: bandwidth, kernels: kernels,
+                                   layerOverheadSeconds: overhead.layer, tokenLayerOverheadSeconds: overhead.tokenLayer)
+    }
+
+    /// The forward pass's costs beyond streaming weights: decode steps of the embedded tiny model
+    /// (18 MB, so weights are a small part) at batch 1 and 8, minus the weight-read time the
+    /// kernel rates predict, split into a per-layer and a per-layer-per-token part.
+    static func measureOverhead(kernels: [ClusterProfile.KernelRate], log: (String) -> Void) throws -> (layer: Double, tokenLayer: Double) {
+        log("forward-pass overhead …\n")
+        let model = try GrokModel(source: ModelSource.embeddedDefault(), pool: ThreadPool(threads: 1))
+        let c = model.config
+        func step(batch: Int) throws -> Double {
+            let cache = model.makeCache(slots: batch, capacity: 80)
+            var times: [Double] = []
+            for position in 0..<40 {
+                let b = ForwardBatch(tokens: (0..<batch).map { Int32(($0 * 31 + position * 7) % c.vocabularySize) },
+                                     slots: Array(0..<batch), positions: Array(repeating: position, count: batch))
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try model.forward(b, cache: cache, logitRows: Array(0..<batch))
+                if position >= 8 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+            return times.sorted()[times.count / 2]
+        }
+        let matvec = kernels.first { $0.dtype == "f32" && $0.threads == 1 }?.matvecBytesPerSecond ?? 30e9
+        let weights = Double(model.activeWeightBytesPerToken) / matvec
+        let one = try step(batch: 1), eight = try step(batch: 8)
+        let layers = Double(c.layerCount)
+        let tokenLayer = max(0, (eight - one) / 7 / layers)
+        let layer = max(0, (one - weights) / layers - tokenLayer)
+        return (layer, tokenLayer)
     }
 
     // MARK: - Network

@@ -19,12 +19,20 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         public var readBandwidth: [ThreadRate]
         /// Our kernels' throughput per dtype and thread count.
         public var kernels: [KernelRate]
+        /// Fixed costs of the forward pass beyond reading weights (norms, RoPE, routing, softmax,
+        /// buffers, thread hand-offs), per layer per micro-batch and per layer per token, measured
+        /// on a tiny model by `grok calibrate`; absent: 0.
+        public var layerOverheadSeconds: Double?
+        public var tokenLayerOverheadSeconds: Double?
 
-        public init(memoryBytes: Int, cores: Int, readBandwidth: [ThreadRate], kernels: [KernelRate]) {
+        public init(memoryBytes: Int, cores: Int, readBandwidth: [ThreadRate], kernels: [KernelRate],
+                    layerOverheadSeconds: Double? = nil, tokenLayerOverheadSeconds: Double? = nil) {
             self.memoryBytes = memoryBytes
             self.cores = cores
             self.readBandwidth = readBandwidth
             self.kernels = kernels
+            self.layerOverheadSeconds = layerOverheadSeconds
+            self.tokenLayerOverheadSeconds = tokenLayerOverheadSeconds
         }
     }
 
@@ -43,13 +51,18 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         public var threads: Int
         /// Matrix-vector (one token): weight bytes streamed per second.
         public var matvecBytesPerSecond: Double
-        /// Matrix-matrix (a batch of 64 tokens): floating-point operations per second.
+        /// Matrix-matrix (a batch of 64 tokens, the sgemm path): floating-point operations per second.
         public var matmatFlopsPerSecond: Double
-        public init(dtype: String, threads: Int, matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double) {
+        /// A small batch (8 tokens: the SIMD dot-product path the kernels take up to 16 tokens),
+        /// FLOP/s over the matrix-vector matrix; absent in hand-written profiles (then matmat's).
+        public var smallBatchFlopsPerSecond: Double?
+        public init(dtype: String, threads: Int, matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double,
+                    smallBatchFlopsPerSecond: Double? = nil) {
             self.dtype = dtype
             self.threads = threads
             self.matvecBytesPerSecond = matvecBytesPerSecond
             self.matmatFlopsPerSecond = matmatFlopsPerSecond
+            self.smallBatchFlopsPerSecond = smallBatchFlopsPerSecond
         }
     }
 
@@ -126,13 +139,15 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
 
     /// The kernel rates for `dtype` at `threads` (interpolated over measured thread counts; the
     /// nearest measured dtype's when this one was not measured).
-    public func kernel(_ dtype: String, threads: Int) -> (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double) {
+    /// The kernels' rates for `dtype` at `threads` and `tokens` tokens per matrix product: the
+    /// small-batch FLOP rate up to 16 tokens (the kernels' direct path), matmat's beyond.
+    public func kernel(_ dtype: String, threads: Int, tokens: Double = 64) -> (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double) {
         var rows = node.kernels.filter { $0.dtype == dtype }
         if rows.isEmpty { rows = node.kernels.filter { $0.dtype == "f32" } }
         if rows.isEmpty { rows = node.kernels }
         let t = Double(threads)
-        return (interpolate(rows.map { (Double($0.threads), $0.matvecBytesPerSecond) }, at: t),
-                interpolate(rows.map { (Double($0.threads), $0.matmatFlopsPerSecond) }, at: t))
+        let flops = rows.map { (Double($0.threads), tokens <= 16 ? $0.smallBatchFlopsPerSecond ?? $0.matmatFlopsPerSecond : $0.matmatFlopsPerSecond) }
+        return (interpolate(rows.map { (Double($0.threads), $0.matvecBytesPerSecond) }, at: t), interpolate(flops, at: t))
     }
 
     /// α and bytes/s of `kind` for a group of `ranks` (the closest measured group size).

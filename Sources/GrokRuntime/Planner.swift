@@ -26,6 +26,8 @@ public struct Planner {
     /// Threads per rank, and ranks sharing one node (they share its memory bandwidth).
     public var threads: Int
     public var ranksPerNode: Int
+    /// Micro-batches of the step `predict` is modelling (set there).
+    var microBatchesInStep = 1
 
     public init(model: TopologyExplainer.Model, topology: Topology, profile: ClusterProfile, threads: Int, ranksPerNode: Int) {
         config = model.config
@@ -73,6 +75,13 @@ public struct Planner {
     /// Predicts a decode step of `batch` sequences at `context` positions each, and the prefill of
     /// one `context`-token prompt.
     public func predict(batch: Int, context: Int) throws -> Prediction {
+        var planner = self
+        let sequences = max(batch, 1)
+        planner.microBatchesInStep = topology.stages.count > 1 ? min(topology.effectiveMicroBatches, sequences) : 1
+        return try planner.modelStep(batch: batch, context: context)
+    }
+
+    private func modelStep(batch: Int, context: Int) throws -> Prediction {
         let shape = config.shape
         try topology.validate(shape: shape, worldSize: nil, source: topology.source)
         let plans = topology.plans(shape: shape)
@@ -80,7 +89,7 @@ public struct Planner {
         let sequences = max(batch, 1)
         let micro = stages.count > 1 ? min(topology.effectiveMicroBatches, sequences) : 1
         let perMicro = Double(sequences) / Double(micro)
-        let bandwidth = profile.readBandwidth(threads: threads * ranksPerNode) / Double(ranksPerNode)
+        let bandwidth = profile.readBandwidth(threads: threads * activeRanksPerNode) / Double(activeRanksPerNode)
         let draws = expertDraws(tokens: perMicro)
 
         // Each rank's cost averaged over the draws; a stage's time is the mean over draws of its
@@ -159,7 +168,7 @@ public struct Planner {
             }
         }
         // Experts read per micro-batch, for each draw: held experts that its tokens reach here.
-        let kernel = scaled(profile.kernel(dominantDType(blocks), threads: threads))
+        let kernel = scaled(profile.kernel(dominantDType(blocks), threads: threads, tokens: tokens))
         let elementBytes = Double(dtype("blk.\(stage.layers.lowerBound).attn_q.weight").rowBytes(32)) / 32
         let kvLocal = Double(plan.kvHeads.count * config.headDim * 4 * 2 * stage.layers.count)
         let kvRead = tokens * Double(context) * kvLocal
@@ -181,6 +190,11 @@ public struct Planner {
             flopSum += flops
         }
         let n = Double(draws.count)
+        // Fixed costs of the forward pass per layer and per layer-token (calibrated), shared out
+        // like the kernels when the node's cores are oversubscribed.
+        let overhead = Double(stage.layers.count) * ((profile.node.layerOverheadSeconds ?? 0) + tokens * (profile.node.tokenLayerOverheadSeconds ?? 0))
+            * max(1, Double(threads * activeRanksPerNode) / Double(max(profile.node.cores, 1)))
+        computePerDraw = computePerDraw.map { $0 + overhead }
         let computeMicro = computePerDraw.reduce(0, +) / n
 
         // Communication per micro-batch (the calls `forward` makes for this rank).
@@ -216,12 +230,24 @@ public struct Planner {
         return (result, computePerDraw.map { $0 + seconds }, computePerDraw)
     }
 
+    /// Ranks of one node working at the same time: all of them, except in a pipeline run one
+    /// micro-batch at a time, where only one stage works at once.
+    var activeRanksPerNode: Int {
+        let stages = topology.stages.count
+        guard stages > 1, currentMicroBatches <= 1 else { return ranksPerNode }
+        let largest = topology.stages.map(\.ranks.count).max() ?? 1
+        return max(1, min(ranksPerNode, largest))
+    }
+    /// Set by `predict` for the step being modelled.
+    private var currentMicroBatches: Int { microBatchesInStep }
+
     /// Kernel rates shared out when the ranks of a node ask for more threads than it has cores.
     private func scaled(_ k: (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double))
         -> (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double) {
-        let oversubscribed = max(1, Double(threads * ranksPerNode) / Double(max(profile.node.cores, 1)))
+        let active = activeRanksPerNode
+        let oversubscribed = max(1, Double(threads * active) / Double(max(profile.node.cores, 1)))
         // Ranks of one node also share its memory bus: matvec streams at most the node's bandwidth.
-        let nodeBandwidth = profile.readBandwidth(threads: min(threads * ranksPerNode, profile.node.cores)) / Double(ranksPerNode)
+        let nodeBandwidth = profile.readBandwidth(threads: min(threads * active, profile.node.cores)) / Double(active)
         return (min(k.matvecBytesPerSecond / oversubscribed, nodeBandwidth), k.matmatFlopsPerSecond / oversubscribed)
     }
 
