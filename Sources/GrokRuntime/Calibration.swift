@@ -111,7 +111,7 @@ public enum Calibration {
             let w = WeightMatrix(base: storage, dtype: dtype, rows: rows, cols: cols)
             let batchRows = min(rows, max(16, options.matmatRows))
             let batch = w.rows(0..<batchRows)
-            var y = [Float](repeating: 0, count: max(8 * rows, options.matmatTokens * batchRows))
+            var y = [Float](repeating: 0, count: max(16 * rows, options.matmatTokens * batchRows))
             for t in options.threadCounts {
                 let pool = pools[t]!
                 let matvec = x.withUnsafeBufferPointer { xp in
@@ -134,11 +134,23 @@ public enum Calibration {
                         }
                     }
                 }
+                // The direct path per token count (weight bytes ÷ time), for the planner to interpolate.
+                let direct = [1, 2, 4, 8, 16].map { n -> ClusterProfile.TokenRate in
+                    let seconds = n == 1 ? matvec : n == 8 ? small : x.withUnsafeBufferPointer { xp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            medianSeconds(options.kernelRepetitions) {
+                                Kernels.matmul(w, x: xp.baseAddress!, n: n, y: yp.baseAddress!, pool: pool)
+                            }
+                        }
+                    }
+                    return ClusterProfile.TokenRate(tokens: n, bytesPerSecond: Double(w.byteCount) / seconds)
+                }
                 let flops = 2 * Double(batchRows) * Double(cols) * Double(options.matmatTokens)
                 rates.append(ClusterProfile.KernelRate(dtype: dtype.name.lowercased(), threads: t,
                                                        matvecBytesPerSecond: Double(w.byteCount) / matvec,
                                                        matmatFlopsPerSecond: flops / matmat,
-                                                       smallBatchFlopsPerSecond: 2 * Double(rows) * Double(cols) * 8 / small))
+                                                       smallBatchFlopsPerSecond: 2 * Double(rows) * Double(cols) * 8 / small,
+                                                       direct: direct))
             }
         }
         return rates
@@ -152,10 +164,22 @@ public enum Calibration {
         let bandwidth = measureReadBandwidth(options, pools: pools, log: log)
         let kernels = measureKernels(options, pools: pools, log: log)
         let overhead = (try? measureOverhead(kernels: kernels, log: log)) ?? (layer: 0, tokenLayer: 0)
-        return ClusterProfile.Node(memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
-                                   cores: ProcessInfo.processInfo.activeProcessorCount,
-                                   readBandwidth: bandwidth, kernels: kernels,
-                                   layerOverheadSeconds: overhead.layer, tokenLayerOverheadSeconds: overhead.tokenLayer)
+        var node = ClusterProfile.Node(memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
+                                       cores: ProcessInfo.processInfo.activeProcessorCount,
+                                       readBandwidth: bandwidth, kernels: kernels,
+                                       layerOverheadSeconds: overhead.layer, tokenLayerOverheadSeconds: overhead.tokenLayer)
+        (node.geluTanhSecondsPerElement, node.geluErfSecondsPerElement) = measureActivation()
+        return node
+    }
+
+    /// The FFN activation g = gelu(g)·u as the forward pass computes it, per element (1M elements).
+    static func measureActivation() -> (tanh: Double, erf: Double) {
+        var g = (0..<(1 << 20)).map { Float($0 % 997) / 300 - 1.5 }
+        let u = g
+        func time(_ gelu: (Float) -> Float) -> Double {
+            medianSeconds(5) { for i in g.indices { g[i] = gelu(g[i]) * u[i] } } / Double(g.count)
+        }
+        return (time(Ops.geluTanh), time(Ops.geluErf))
     }
 
     /// The forward pass's costs beyond streaming weights: decode steps of the embedded tiny model
@@ -381,6 +405,18 @@ public enum Calibration {
         }
         try comm.barrier()
         if comm.rank == 0 { try? FileManager.default.removeItem(atPath: flag) }
+
+        // Ranks sharing rank 0's host stream at once, one thread each: their share of its bus.
+        let local = perRank.filter { $0 == perRank[0] }.count
+        var streamed: [Float] = [0]
+        if local > 1 && perRank[comm.rank] == perRank[0] {
+            log("read bandwidth, \(local) processes at once …\n")
+            streamed[0] = Float(MemoryBandwidth.measureRead(bytes: options.readBytes, threads: 1, pool: nil) / 1e9)
+        }
+        try comm.allreduceSum(&streamed, count: 1)
+        if comm.rank == 0, local > 1, let solo = node?.readBandwidth.first(where: { $0.threads == 1 }) {
+            node?.processReadBandwidth = [solo, ClusterProfile.ThreadRate(threads: local, bytesPerSecond: Double(streamed[0]) * 1e9 / Double(local))]
+        }
 
         var network = ClusterProfile.default.network
         var points: [String: [Point]] = [:]

@@ -24,6 +24,13 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         /// on a tiny model by `grok calibrate`; absent: 0.
         public var layerOverheadSeconds: Double?
         public var tokenLayerOverheadSeconds: Double?
+        /// Seconds per element of the FFN activation (gelu(gate)·up) with tanh (Grok-1) and erf
+        /// (Grok-2) GELU, one thread; absent: 0.
+        /// Read bandwidth of each of N single-thread processes streaming at once (`threads` = N):
+        /// how ranks sharing a node share its memory bus; absent: the thread figures, shared out.
+        public var processReadBandwidth: [ThreadRate]?
+        public var geluTanhSecondsPerElement: Double?
+        public var geluErfSecondsPerElement: Double?
 
         public init(memoryBytes: Int, cores: Int, readBandwidth: [ThreadRate], kernels: [KernelRate],
                     layerOverheadSeconds: Double? = nil, tokenLayerOverheadSeconds: Double? = nil) {
@@ -56,13 +63,27 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         /// A small batch (8 tokens: the SIMD dot-product path the kernels take up to 16 tokens),
         /// FLOP/s over the matrix-vector matrix; absent in hand-written profiles (then matmat's).
         public var smallBatchFlopsPerSecond: Double?
+        /// The direct path (1–16 tokens) measured per token count: weight bytes multiplied by all
+        /// the tokens per second. The planner interpolates between them; absent in hand-written
+        /// profiles (then matvec's rate, or the small-batch FLOP rate, whichever is slower).
+        public var direct: [TokenRate]?
         public init(dtype: String, threads: Int, matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double,
-                    smallBatchFlopsPerSecond: Double? = nil) {
+                    smallBatchFlopsPerSecond: Double? = nil, direct: [TokenRate]? = nil) {
             self.dtype = dtype
             self.threads = threads
             self.matvecBytesPerSecond = matvecBytesPerSecond
             self.matmatFlopsPerSecond = matmatFlopsPerSecond
             self.smallBatchFlopsPerSecond = smallBatchFlopsPerSecond
+            self.direct = direct
+        }
+    }
+
+    public struct TokenRate: Codable, Sendable, Equatable {
+        public var tokens: Int
+        public var bytesPerSecond: Double
+        public init(tokens: Int, bytesPerSecond: Double) {
+            self.tokens = tokens
+            self.bytesPerSecond = bytesPerSecond
         }
     }
 
@@ -148,6 +169,22 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         let t = Double(threads)
         let flops = rows.map { (Double($0.threads), tokens <= 16 ? $0.smallBatchFlopsPerSecond ?? $0.matmatFlopsPerSecond : $0.matmatFlopsPerSecond) }
         return (interpolate(rows.map { (Double($0.threads), $0.matvecBytesPerSecond) }, at: t), interpolate(flops, at: t))
+    }
+
+    /// Each rank's read bandwidth when `ranks` ranks of `threads` threads stream on one node.
+    public func perRankBandwidth(ranks: Int, threads: Int) -> Double {
+        if threads == 1, ranks > 1, let processes = node.processReadBandwidth, !processes.isEmpty {
+            return interpolate(processes.map { (Double($0.threads), $0.bytesPerSecond) }, at: Double(ranks))
+        }
+        return readBandwidth(threads: min(threads * ranks, node.cores)) / Double(ranks)
+    }
+
+    /// The direct path's weight-bytes rate for `tokens` tokens of `dtype` at `threads`, when measured.
+    public func directRate(_ dtype: String, threads: Int, tokens: Double) -> Double? {
+        let rows = node.kernels.filter { $0.dtype == dtype && $0.direct != nil }
+        guard !rows.isEmpty else { return nil }
+        let perThreads = rows.map { (Double($0.threads), interpolate($0.direct!.map { (Double($0.tokens), $0.bytesPerSecond) }, at: tokens)) }
+        return interpolate(perThreads, at: Double(threads))
     }
 
     /// α and bytes/s of `kind` for a group of `ranks` (the closest measured group size).

@@ -89,7 +89,7 @@ public struct Planner {
         let sequences = max(batch, 1)
         let micro = stages.count > 1 ? min(topology.effectiveMicroBatches, sequences) : 1
         let perMicro = Double(sequences) / Double(micro)
-        let bandwidth = profile.readBandwidth(threads: threads * activeRanksPerNode) / Double(activeRanksPerNode)
+        let bandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
         let draws = expertDraws(tokens: perMicro)
 
         // Each rank's cost averaged over the draws; a stage's time is the mean over draws of its
@@ -168,24 +168,44 @@ public struct Planner {
             }
         }
         // Experts read per micro-batch, for each draw: held experts that its tokens reach here.
-        let kernel = scaled(profile.kernel(dominantDType(blocks), threads: threads, tokens: tokens))
+        let type = dominantDType(blocks)
+        let direct = scaled(profile.kernel(type, threads: threads, tokens: 8))      // the SIMD path, ≤ 16 tokens
+        let gemm = scaled(profile.kernel(type, threads: threads, tokens: 64))       // the sgemm path
         let elementBytes = Double(dtype("blk.\(stage.layers.lowerBound).attn_q.weight").rowBytes(32)) / 32
+        /// Time of `bytes` of weights multiplied by `n` tokens: the direct path's time grows
+        /// linearly from the matrix-vector time at 1 token to the measured time at 8; sgemm's is
+        /// the larger of streaming the weights and its FLOP rate.
+        let oversubscribed = max(1, Double(threads * activeRanksPerNode) / Double(max(profile.node.cores, 1)))
+        let sharedBandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
+        func matmul(_ bytes: Double, _ n: Double) -> Double {
+            let one = bytes / direct.matvecBytesPerSecond
+            if n <= 16, let rate = profile.directRate(type, threads: threads, tokens: max(n, 1)) {
+                // Measured per token count: the larger of the shared memory bus and the CPU share.
+                return max(bytes / sharedBandwidth, bytes / (rate / oversubscribed))
+            }
+            if n <= 16 {
+                let eight = max(one, 16 * bytes / elementBytes / direct.matmatFlopsPerSecond)
+                return one + max(0, n - 1) * (eight - one) / 7
+            }
+            return max(bytes / gemm.matvecBytesPerSecond, 2 * n * bytes / elementBytes / gemm.matmatFlopsPerSecond)
+        }
         let kvLocal = Double(plan.kvHeads.count * config.headDim * 4 * 2 * stage.layers.count)
         let kvRead = tokens * Double(context) * kvLocal
         var computePerDraw: [Double] = [], readSum = 0.0, flopSum = 0.0
         for draw in draws {
-            var expertRead = 0.0, expertFlops = 0.0
+            var expertRead = 0.0, expertFlops = 0.0, expertSeconds = 0.0
             for (layer, experts) in expertBytes {
                 for (e, size) in experts where draw[e] > 0 {
                     let replicas = stage.expertMode == .slice ? 1 : stage.placement[layer]![e].count
                     let share = Double(draw[e]) / Double(replicas)
                     expertRead += size
                     expertFlops += 2 * size / elementBytes * share
+                    expertSeconds += matmul(size, share)
                 }
             }
             let read = dense + expertRead + tokens * d * 4
             let flops = 2 * dense / elementBytes * tokens + expertFlops
-            computePerDraw.append(max(read / kernel.matvecBytesPerSecond, flops / kernel.matmatFlopsPerSecond) + kvRead / bandwidth)
+            computePerDraw.append(matmul(dense, tokens) + expertSeconds + kvRead / bandwidth)
             readSum += read + kvRead
             flopSum += flops
         }
@@ -194,7 +214,12 @@ public struct Planner {
         // like the kernels when the node's cores are oversubscribed.
         let overhead = Double(stage.layers.count) * ((profile.node.layerOverheadSeconds ?? 0) + tokens * (profile.node.tokenLayerOverheadSeconds ?? 0))
             * max(1, Double(threads * activeRanksPerNode) / Double(max(profile.node.cores, 1)))
-        computePerDraw = computePerDraw.map { $0 + overhead }
+        // The FFN activation, per element of the hidden width computed here: each routed token's
+        // experts (their column slice) and the dense MLP slice.
+        let gelu = (config.gelu == .tanh ? profile.node.geluTanhSecondsPerElement : profile.node.geluErfSecondsPerElement) ?? 0
+        let hidden = Double(stage.layers.count) * tokens * (Double(config.expertsPerToken) * Double(plan.expertColumns.count)
+            / Double(stage.expertMode == .slice ? 1 : P) + Double(plan.denseColumns.count))
+        computePerDraw = computePerDraw.map { $0 + overhead + hidden * gelu }
         let computeMicro = computePerDraw.reduce(0, +) / n
 
         // Communication per micro-batch (the calls `forward` makes for this rank).
@@ -247,7 +272,7 @@ public struct Planner {
         let active = activeRanksPerNode
         let oversubscribed = max(1, Double(threads * active) / Double(max(profile.node.cores, 1)))
         // Ranks of one node also share its memory bus: matvec streams at most the node's bandwidth.
-        let nodeBandwidth = profile.readBandwidth(threads: min(threads * active, profile.node.cores)) / Double(active)
+        let nodeBandwidth = profile.perRankBandwidth(ranks: active, threads: threads)
         return (min(k.matvecBytesPerSecond / oversubscribed, nodeBandwidth), k.matmatFlopsPerSecond / oversubscribed)
     }
 
