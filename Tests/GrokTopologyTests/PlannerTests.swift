@@ -1,0 +1,92 @@
+import Foundation
+import GrokCheckpoint
+import GrokModel
+import GrokRuntime
+import GrokTopology
+import XCTest
+
+/// The cost model on cases computed by hand, and its memory figures for the real presets.
+final class PlannerTests: XCTestCase {
+    static let topologies = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Topologies")
+
+    /// A profile with round numbers and no overheads: 1 GB/s for everything, α = 10 µs.
+    static let simple = ClusterProfile(
+        description: "hand-made", nodes: nil,
+        node: .init(memoryBytes: 1 << 40, cores: 1, readBandwidth: [.init(threads: 1, bytesPerSecond: 1e9)],
+                    kernels: [.init(dtype: "f32", threads: 1, matvecBytesPerSecond: 1e9, matmatFlopsPerSecond: 1e15)]),
+        network: .init(collectives: ["pointToPoint", "allreduce", "allgather", "alltoallv", "broadcast"].map {
+            .init(kind: $0, ranks: 2, alphaSeconds: 10e-6, bytesPerSecond: 1e9)
+        }))
+
+    func planner(_ layout: String, _ config: ModelConfig = Grok1.tiny) throws -> Planner {
+        let model = try TopologyExplainer.model("grok-1-tiny", dtype: .f32)
+        var m = model
+        m.config = config
+        return Planner(model: m, topology: try Topology(contentsOf: Self.topologies.appendingPathComponent(layout).path),
+                       profile: Self.simple, threads: 1, ranksPerNode: 1)
+    }
+
+    /// One rank, batch 1: every weight but the experts is read once; exactly top-2 of 8 experts
+    /// per layer; the KV cache of `context` positions; the token's activation; 1 GB/s.
+    func testOneRankBatchOneReadsTheActiveWeights() throws {
+        let c = Grok1.tiny
+        let p = try planner("tiny-1r.json").predict(batch: 1, context: 10)
+        let d = c.modelWidth, L = c.layerCount, F = c.expertFFNWidth
+        let attention = L * (d * c.queryWidth * 2 + d * c.kvWidth * 2) * 4
+        let router = L * c.expertCount * d * 4, norms = (4 * L + 1) * d * 4
+        let head = c.vocabularySize * d * 4                      // tied: the embedding's rows are the head
+        let experts = L * 2 * 3 * d * F * 4
+        let kv = 10 * L * c.kvHeads * c.headDim * 4 * 2
+        let bytes = Double(attention + router + norms + head + experts + kv + d * 4)
+        XCTAssertEqual(p.ranks[0].bytesRead, bytes, accuracy: 1)
+        XCTAssertEqual(p.computeSeconds, (bytes - Double(d * 4)) / 1e9, accuracy: 1e-12)   // the activation is counted read, not timed
+        XCTAssertEqual(p.bubbleSeconds, 0)
+        // One command broadcast (α + 8·7 bytes) is the only communication.
+        XCTAssertEqual(p.communicationSeconds, 10e-6 + 56 / 1e9, accuracy: 1e-12)
+        XCTAssertEqual(p.stepSeconds, p.computeSeconds + p.communicationSeconds, accuracy: 1e-12)
+    }
+
+    /// The collectives a TP2 + expert-parallel stage makes per step, as the forward pass does:
+    /// an embedding join, an attention join and a moe combine per layer (allreduce), row counts
+    /// and two all-to-alls per layer.
+    func testCollectivesOfTensorAndExpertParallel() throws {
+        let p = try planner("tiny-2r-tp2.json").predict(batch: 4, context: 8)
+        for r in p.ranks {
+            XCTAssertEqual(r.messages["allreduce"], 1 + 2 * 4)
+            XCTAssertEqual(r.messages["alltoallv"], 3 * 4)
+            XCTAssertEqual(r.bytesSent["allreduce"]!, 9 * 4 * 256 * 4, accuracy: 1e-6)
+        }
+        let sliced = try planner("tiny-2r-slice2.json").predict(batch: 4, context: 8)
+        XCTAssertNil(sliced.ranks[0].messages["alltoallv"])
+        XCTAssertEqual(sliced.ranks[0].messages["allreduce"], 1 + 2 * 4)
+    }
+
+    /// Two stages at batch 1: the stages run one after the other, the second waits (bubble), and
+    /// the activations cross once.
+    func testPipelineBubbleAtBatchOne() throws {
+        let p = try planner("tiny-2r-pp2.json").predict(batch: 1, context: 8)
+        XCTAssertEqual(p.microBatches, 1)
+        XCTAssertGreaterThan(p.bubbleSeconds, 0.3 * p.stepSeconds)
+        XCTAssertEqual(p.ranks[0].messages["pointToPoint"], 1)
+        XCTAssertNil(p.ranks[1].messages["pointToPoint"])
+    }
+
+    /// Real presets: the planner's memory equals explain's bytes, and the KV cache per token
+    /// follows §4/§6 (Grok-1: 64 layers × 8 KV heads × 128 × 2 × 4 bytes over the ranks).
+    func testRealPresetMemory() throws {
+        let model = try TopologyExplainer.model("grok-1", dtype: .q8_0)
+        let layout = try Topology(contentsOf: Self.topologies.appendingPathComponent("grok1-q8-8n.json").path)
+        let planner = Planner(model: model, topology: layout, profile: .default, threads: 64, ranksPerNode: 1)
+        let p = try planner.predict(batch: 1, context: 1000)
+        let explained = try TopologyExplainer.explain(layout, model: model)
+        for (r, rank) in zip(p.ranks, explained.ranks) {
+            XCTAssertEqual(r.weightBytes, rank.bytes.total)
+            XCTAssertEqual(r.kvCacheBytes, 1000 * 64 * 1 * 128 * 2 * 4)   // one KV head per rank
+        }
+        XCTAssertTrue(p.fitsInMemory)
+        XCTAssertEqual(Double(p.ranks.map(\.weightBytes).reduce(0, +)) / 1e9, 335.5, accuracy: 0.5)   // §4: Grok-1 Q8_0 ≈ 335 GB
+        // At batch 1 a rank reads its eighth of the active weights: about 86B active parameters (§4).
+        XCTAssertEqual(p.ranks[0].bytesRead / 1e9, 11.2, accuracy: 0.6)
+    }
+}
