@@ -329,6 +329,10 @@ public struct Planner {
             let perMessage = profile.collective(kind, ranks: 2).alpha
             return String(format: "%@ latency: %.0f messages per step on rank %d × α %.0f µs", kind, busiest.messages[kind] ?? 0, busiest.rank, perMessage * 1e6)
         }
+        let streaming = busiest.bytesRead / profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
+        if busiest.computeSeconds > 1.5 * streaming {
+            return String(format: "compute: rank %d does %.1f GFLOP per step (the batch makes the kernels FLOP-bound)", busiest.rank, busiest.flops / 1e9)
+        }
         return String(format: "memory bandwidth: rank %d reads %.1f MB per step", busiest.rank, busiest.bytesRead / 1e6)
     }
 }

@@ -203,7 +203,14 @@ struct Plan: ParsableCommand {
         abstract: "Predict memory, traffic and speed of a layout on a cluster before running it.",
         discussion: "Memory per rank (weights, KV cache, buffers), bytes read and FLOPs per decode step, the messages and bytes of every collective, the time per token split into compute, communication and pipeline bubble, tokens/s, prefill time, and the bottleneck. Without --cluster a named default profile is used.")
     @Option(help: "A GGUF file, a preset (grok-1, grok-2, …) or embedded.") var model: String
-    @Option(help: "Layout file.") var topology: String
+    @Option(help: "Layout file (not with --search).") var topology: String?
+    @Flag(help: "Search layouts (node counts, stages, tensor parallelism, sliced or placed experts) for --goal instead of predicting one.")
+    var search = false
+    @Option(help: "With --search: fit | latency | throughput | fewest-nodes.") var goal = "latency"
+    @Option(help: "With --search: most nodes to consider (default: the profile's nodes, else 64).") var maxNodes: Int?
+    @Option(help: "With --search --goal fewest-nodes: the time per token to meet, in ms.") var maxLatencyMs: Double?
+    @Option(help: "With --search: candidates to print.") var top = 5
+    @Option(help: "With --search: write the best layout to this file.") var out: String?
     @Option(help: "Cluster profile (grok calibrate, or by hand: Launch/cluster-profile.md). Default: ClusterProfile.default.") var cluster: String?
     @Option(help: "Sequences decoded together.") var batch = 1
     @Option(help: "Positions in each sequence's KV cache (and the prompt length for the prefill figure).") var context = 512
@@ -212,10 +219,19 @@ struct Plan: ParsableCommand {
     @Option(help: "Ranks sharing one node (they share its memory bandwidth and memory).") var ranksPerNode = 1
     @Flag(help: "Print the prediction as JSON.") var json = false
 
+    func validate() throws {
+        if search == (topology != nil) { throw ValidationError("give --topology, or --search (not both)") }
+        if PlanSearch.Goal(rawValue: goal) == nil {
+            throw ValidationError("--goal: expected one of \(PlanSearch.Goal.allCases.map(\.rawValue).joined(separator: ", ")), got \(goal)")
+        }
+        if goal == "fewest-nodes" && maxLatencyMs == nil { throw ValidationError("--goal fewest-nodes needs --max-latency-ms") }
+    }
+
     func run() throws {
         let profile = try cluster.map { try ClusterProfile(contentsOf: $0) } ?? .default
         let model = try TopologyExplainer.model(self.model, dtype: dtype)
-        let layout = try GrokTopology.Topology(contentsOf: topology)
+        if search { return try runSearch(model: model, profile: profile) }
+        let layout = try GrokTopology.Topology(contentsOf: topology!)
         let planner = Planner(model: model, topology: layout, profile: profile,
                               threads: threads ?? max(1, profile.node.cores / max(ranksPerNode, 1)), ranksPerNode: ranksPerNode)
         let prediction = try planner.predict(batch: batch, context: context)
@@ -225,6 +241,31 @@ struct Plan: ParsableCommand {
             print(String(decoding: try encoder.encode(prediction), as: UTF8.self))
         } else {
             print(PlanReport.text(prediction, planner: planner, modelName: self.model), terminator: "")
+        }
+    }
+}
+
+extension Plan {
+    func runSearch(model: TopologyExplainer.Model, profile: ClusterProfile) throws {
+        let goal = PlanSearch.Goal(rawValue: self.goal)!
+        let threads = self.threads ?? profile.node.cores
+        let all = PlanSearch.candidates(model: model, profile: profile, maxNodes: maxNodes ?? profile.nodes ?? 64, batch: batch,
+                                        context: context, threads: threads)
+        let ranked = PlanSearch.rank(all, goal: goal, maxLatency: maxLatencyMs.map { $0 / 1e3 })
+        print("search: \(all.count) layouts of \(self.model) for goal \(goal.rawValue) at batch \(batch), context \(context); cluster: \(profile.description)")
+        guard let best = ranked.first else {
+            throw ValidationError("no layout \(all.isEmpty ? "is valid" : "fits in memory\(goal == .fewestNodes ? " and meets the latency" : "")") up to \(maxNodes ?? profile.nodes ?? 64) nodes")
+        }
+        print("nodes  ms/token  tokens/s  max GiB/rank  layout  —  bottleneck")
+        for c in ranked.prefix(top) {
+            print(String(format: "%5d %9.2f %9.2f %13.1f  ", c.nodes, c.prediction.stepSeconds * 1e3, c.prediction.tokensPerSecond,
+                         Double(c.maxMemory) / 1073741824) + c.summary + "  —  " + c.prediction.bottleneck)
+        }
+        if let out {
+            let reason = String(format: "Found by grok plan --search --goal %@ at batch %d: %.2f ms/token, %.2f tokens/s predicted",
+                                goal.rawValue, batch, best.prediction.stepSeconds * 1e3, best.prediction.tokensPerSecond)
+            try PlanSearch.json(best.topology, reason: reason).write(toFile: out, atomically: true, encoding: .utf8)
+            print("wrote \(out)")
         }
     }
 }

@@ -90,3 +90,26 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(p.ranks[0].bytesRead / 1e9, 11.2, accuracy: 0.6)
     }
 }
+
+/// `grok plan --search` over the tiny model.
+final class PlanSearchTests: XCTestCase {
+    func testSearchRanksLayoutsAndWritesAValidWinner() throws {
+        let model = try TopologyExplainer.model("grok-1-tiny", dtype: .f32)
+        var profile = PlannerTests.simple
+        let all = PlanSearch.candidates(model: model, profile: profile, maxNodes: 4, batch: 1, context: 16, threads: 1)
+        // 1 node; 2 nodes: 1 or 2 stages × TP on/off × slice/parallel; 4 nodes likewise (8 heads, 2 KV heads, 4 layers).
+        XCTAssertGreaterThanOrEqual(all.count, 9)
+        XCTAssertEqual(PlanSearch.rank(all, goal: .fit, maxLatency: nil).first?.nodes, 1)
+        let fastest = try XCTUnwrap(PlanSearch.rank(all, goal: .latency, maxLatency: nil).first)
+        XCTAssertTrue(all.allSatisfy { $0.prediction.stepSeconds >= fastest.prediction.stepSeconds })
+        // A node too small for the whole model: the fewest nodes that fit are more than one.
+        profile.node.memoryBytes = 8 << 20
+        let small = PlanSearch.candidates(model: model, profile: profile, maxNodes: 4, batch: 1, context: 16, threads: 1)
+        XCTAssertGreaterThan(PlanSearch.rank(small, goal: .fit, maxLatency: nil).first?.nodes ?? 0, 1)
+        // The winner as a file is a layout the runtime accepts.
+        let text = PlanSearch.json(fastest.topology, reason: "test")
+        let parsed = try Topology(json: Data(text.utf8), source: "winner.json")
+        try parsed.validate(shape: model.config.shape, worldSize: fastest.nodes, source: "winner.json")
+        XCTAssertEqual(parsed.stages.map(\.layers), fastest.topology.stages.map(\.layers))
+    }
+}
