@@ -15,6 +15,8 @@ public enum LayoutBench {
         public var prefillSeconds: Double
         public var promptTokens: Int
         public var peakResidentBytes: [Int]
+        /// Rank 0's calls per forward step, per collective kind (from --stats).
+        public var messagesPerStep: [String: Double]
     }
 
     /// Launches `ranks` processes of `coordinator` on `model` under `topology`, generating `tokens`
@@ -59,9 +61,16 @@ public enum LayoutBench {
         let promptTokens = lines.compactMap { line -> Int? in
             ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]).flatMap { ($0["prompt_tokens"] as? [Any])?.count }
         }.reduce(0, +)
+        var messages: [String: Double] = [:]
+        if let rank0 = ranksStats.first, let forwardSteps = rank0["forwardSteps"] as? Int, forwardSteps > 0,
+           let communication = rank0["communication"] as? [String: [String: Any]] {
+            for (kind, entry) in communication where kind != "broadcast" {
+                messages[kind] = Double(entry["calls"] as? Int ?? 0) / Double(forwardSteps)
+            }
+        }
         return Measured(batch: batch, decodeSteps: steps, stepSeconds: decode / Double(steps),
                         tokensPerSecond: Double(batch * steps) / max(decode, 1e-9), communicationShare: share,
                         prefillSeconds: timings["prefill_seconds"] ?? 0, promptTokens: promptTokens,
-                        peakResidentBytes: ranksStats.map { $0["peakResidentBytes"] as? Int ?? 0 })
+                        peakResidentBytes: ranksStats.map { $0["peakResidentBytes"] as? Int ?? 0 }, messagesPerStep: messages)
     }
 }

@@ -288,22 +288,19 @@ public struct Planner {
         return (c.alpha + Double(bytes) / c.bytesPerSecond, bytes)
     }
 
-    /// A prompt of `tokens` tokens in one batch: compute-bound, every stage in turn.
+    /// A prompt of `tokens` tokens in one forward step: the same per-rank model with all its
+    /// tokens in one micro-batch (the kernels' sgemm path, every expert busy), attention over half
+    /// the prompt on average, the stages one after the other.
     private func prefillSeconds(plans: [RankPlan], tokens: Int, bandwidth: Double) throws -> Double {
-        var perStage: [Int: Double] = [:]
+        let draws = expertDraws(tokens: Double(tokens))
+        var perStage: [Int: [[Double]]] = [:]
         for plan in plans {
-            let blocks = Shards.unique(WeightBlock.list(config: config, plan: plan))
-            let weights = blocks.map(bytes).reduce(0, +)
-            let active = weights * Double(config.expertsPerToken) / Double(max(config.expertCount, 1)) // experts dominate
-            let elementBytes = Double(dtype(blocks.first?.name ?? "").rowBytes(32)) / 32
-            let kernel = scaled(profile.kernel(dominantDType(blocks), threads: threads))
-            let flops = 2 * Double(tokens) * max(active, weights * 0.25) / elementBytes
-            let comm = Double(plan.stagePlan.layers.count * 2) * cost("allreduce", ranks: plan.stagePlan.ranks.count,
-                                                                       bytes: tokens * config.modelWidth * 4).seconds
-            let t = max(flops / kernel.matmatFlopsPerSecond, weights / bandwidth) + (plan.stagePlan.ranks.count > 1 ? comm : 0)
-            perStage[plan.stage] = max(perStage[plan.stage] ?? 0, t)
+            let c = rankCost(plan, tokens: Double(tokens), sequences: 1, context: tokens / 2, bandwidth: bandwidth, draws: draws, micro: 1)
+            perStage[plan.stage, default: []].append(c.microSeconds)
         }
-        return perStage.values.reduce(0, +)
+        return perStage.values.map { ranks in
+            (0..<draws.count).map { i in ranks.map { $0[i] }.max() ?? 0 }.reduce(0, +) / Double(draws.count)
+        }.reduce(0, +)
     }
 
     private func bottleneck(_ costs: [RankCost], stageCompute: [Double], micro: Int, bubble: Double, step: Double, fits: Bool,

@@ -194,6 +194,22 @@ extension Bench {
               + error(predicted.tokensPerSecond, measured.tokensPerSecond))
         let share = (predicted.communicationSeconds + predicted.bubbleSeconds) / predicted.stepSeconds
         print(String(format: "communication share   %11.1f%% %11.1f%%", 100 * share, 100 * measured.communicationShare))
+        print(String(format: "prefill (s)           %12.4f %12.4f  ", predicted.prefillSeconds * Double(measured.promptTokens) / Double(max(context, 1)),
+                     measured.prefillSeconds) + "(\(measured.promptTokens) tokens; prediction scaled from one prompt)")
+        // Rank 0's collectives per step (the predicted are for a decode step; measured average prefill and decode).
+        let rank0 = predicted.ranks.first { $0.rank == 0 }!
+        let kinds = Set(rank0.messages.keys).union(measured.messagesPerStep.keys).filter { $0 != "broadcast" }.sorted()
+        let alltoall = measured.messagesPerStep["alltoall"]
+        for kind in kinds {
+            let p = rank0.messages[kind].map { $0 } ?? 0
+            let m = kind == "alltoallv" ? alltoall ?? 0 : measured.messagesPerStep[kind] ?? 0
+            if kind == "alltoall" { continue }
+            print(String(format: "rank 0 %-13@ %10.1f %12.1f  messages per step", kind, p, m))
+        }
+        for (rank, peak) in measured.peakResidentBytes.enumerated() where rank < predicted.ranks.count {
+            print(String(format: "rank %d memory (MB)  %12.1f %12.1f  (weights + KV + buffers; measured: peak RSS)", rank,
+                         Double(predicted.ranks[rank].memoryBytes) / 1e6, Double(peak) / 1e6))
+        }
         print("bottleneck (predicted): \(predicted.bottleneck)")
     }
 }
