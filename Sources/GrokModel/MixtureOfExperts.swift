@@ -14,6 +14,31 @@ import GrokTopology
 //                     the owners' rows (`moe combine`). A replicated expert serves a row on the
 //                     owner itself when the owner holds a replica, otherwise on replica
 //                     (row mod replicas): the documented rule of Topologies/README.md.
+/// Collects the routing decisions a rank makes (`GrokModel.routingTrace`): one record per
+/// (token, layer) this rank routed — the token's KV-cache slot and position, the layer, and its k
+/// experts with their raw gates, best first. Flat arrays, in the order routing happened.
+public final class RoutingRecorder {
+    public let expertsPerToken: Int
+    public private(set) var slots: [Int32] = []
+    public private(set) var positions: [Int32] = []
+    public private(set) var layers: [Int32] = []
+    /// The micro-batch each record was routed in (see `GrokModel.routingStep`).
+    public private(set) var steps: [Int32] = []
+    /// `[records, k]` expert ids and gates.
+    public private(set) var experts: [Int16] = []
+    public private(set) var gates: [Float] = []
+
+    public init(expertsPerToken: Int) { self.expertsPerToken = expertsPerToken }
+
+    public var count: Int { slots.count }
+
+    func record(slot: Int, position: Int, layer: Int, step: Int, choices: [(expert: Int, gate: Float)]) {
+        precondition(choices.count == expertsPerToken)
+        slots.append(Int32(slot)); positions.append(Int32(position)); layers.append(Int32(layer)); steps.append(Int32(step))
+        for c in choices { experts.append(Int16(c.expert)); gates.append(c.gate) }
+    }
+}
+
 extension GrokModel {
     /// Top-k routing of one token: router logits (optionally soft-capped) → softmax over all
     /// experts in f32 → the k largest probabilities as raw gates (not renormalised; ties go to the
@@ -32,8 +57,11 @@ extension GrokModel {
         return chosen
     }
 
-    /// Routes rows `rows` of x; returns, per expert, the (row, gate) pairs routed to it.
-    func route(_ w: LayerWeights, _ x: FloatBuffer, rows: Range<Int>) -> [[(token: Int, gate: Float)]] {
+    /// Routes rows `rows` of x; returns, per expert, the (row, gate) pairs routed to it. With a
+    /// `routingTrace` and `record`, each row's choice is recorded against the micro-batch's
+    /// (slot, position) of that row.
+    func route(_ w: LayerWeights, _ x: FloatBuffer, rows: Range<Int>, layer: Int, record: Bool) -> [[(token: Int, gate: Float)]] {
+        let recorder = record ? routingTrace : nil
         let experts = config.expertCount, d = config.modelWidth
         var assignments = [[(token: Int, gate: Float)]](repeating: [], count: experts)
         var logits = [Float](repeating: 0, count: experts)
@@ -46,8 +74,10 @@ extension GrokModel {
                     for i in 0..<d { dot += r[i] * row[i] }
                     logits[e] = dot
                 }
-                for (e, gate) in GrokModel.routingGates(logits: logits, softCap: config.routerSoftCap, k: config.expertsPerToken) {
-                    assignments[e].append((t, gate))
+                let choices = GrokModel.routingGates(logits: logits, softCap: config.routerSoftCap, k: config.expertsPerToken)
+                for (e, gate) in choices { assignments[e].append((t, gate)) }
+                if let recorder, let batch = routingBatch {
+                    recorder.record(slot: batch.slots[t], position: batch.positions[t], layer: layer, step: routingStep, choices: choices)
                 }
             }
         }
@@ -62,7 +92,8 @@ extension GrokModel {
         if stagePlan.expertMode == .parallel && stage.size > 1 {
             f = try dispatchToExperts(l, w, x)                 // owners' rows complete, other rows zero
         } else {
-            f = localExperts(l, w, x, assignments: route(w, x, rows: 0..<x.rows))   // whole, or slices' partial sums
+            // Every rank of the stage routes every row; the stage's first rank records it.
+            f = localExperts(l, w, x, assignments: route(w, x, rows: 0..<x.rows, layer: l, record: stage.rank == 0))  // whole, or slices' partial sums
         }
         var replicatedDense: FloatBuffer?
         if let dense = w.dense {
@@ -104,7 +135,7 @@ extension GrokModel {
         let ranks = plan.stagePlan.ranks, size = ranks.count, me = stage.rank
         let placement = plan.stagePlan.placement[l]!
         let owned = evenSlice(n, part: me, of: size)
-        let assignments = route(w, x, rows: owned)
+        let assignments = route(w, x, rows: owned, layer: l, record: true)
 
         // Outgoing (row, gate) per destination stage rank, grouped by expert in ascending order.
         var outgoing = [[(expert: Int, token: Int, gate: Float)]](repeating: [], count: size)
@@ -145,6 +176,9 @@ extension GrokModel {
             let ye = gatedFFN(w.experts[e]!, xe)
             count(l, e, rows.count)
             for (i, r) in rows.enumerated() { results[row: r].update(from: ye[row: i], count: d) }
+        }
+        for peer in 0..<size where peer != me {
+            alltoallBytesTo[ranks[peer], default: 0] += (sendRows[peer] + receiveRows[peer]) * d * 4   // dispatch + return
         }
         let returned = FloatBuffer(rows: sent.rows, columns: d)                 // [rows out, d] expert outputs
         try stage.alltoallv(results.pointer, sendCounts: receiveRows.map { $0 * d }, sendOffsets: receiveOffsets.map { $0 * d },

@@ -60,8 +60,19 @@ public final class GrokModel {
     /// All ranks, and the ranks of this rank's pipeline stage (set by `connect`).
     private(set) var world: Communicator = SingleProcessCommunicator()
     private(set) var stage: Communicator = SingleProcessCommunicator()
+    /// Bytes of hidden states this rank sent to each other world rank in `moe dispatch` and
+    /// `moe return` (for `--stats`: all-to-all traffic per rank pair).
+    public internal(set) var alltoallBytesTo: [Int: Int] = [:]
     /// Tokens each held expert computed, per layer (for `--stats`).
     public internal(set) var expertTokens: [Int: [Int: Int]] = [:]
+    /// When set, every routing decision this rank makes is recorded (`--trace-routing`); each
+    /// (token, layer) is recorded by exactly one rank of the world.
+    public var routingTrace: RoutingRecorder?
+    /// The micro-batch running through the layers (maps routed rows to slots and positions), and
+    /// its number: micro-batches are counted from 0 in the order every rank runs them (the
+    /// "step" of a trace, whose rows the expert-parallel dispatch shares out among owners).
+    var routingBatch: ForwardBatch?
+    var routingStep = -1
 
     /// Reads the configuration from `source`'s metadata, checks every tensor it implies and takes
     /// the plan's blocks. Throws `ModelConfigError` / `CheckpointError` before any compute. No
@@ -136,6 +147,7 @@ public final class GrokModel {
             let sub = ForwardBatch(tokens: micro.map { batch.tokens[$0] }, slots: micro.map { batch.slots[$0] },
                                    positions: micro.map { batch.positions[$0] })
             let h = FloatBuffer(rows: micro.count, columns: d)       // [n, d] residual stream
+            if routingTrace != nil { routingBatch = sub; routingStep += 1 }
             if plan.isFirstStage {
                 try embed(sub.tokens, into: h)
             } else {

@@ -35,6 +35,8 @@ public struct RunConfiguration: Sendable {
     /// Print per-rank statistics at the end (stderr), and/or write them as JSON.
     public var stats = false
     public var statsJSON: String?
+    /// Write the routing trace (every token's experts and gates in every layer) to this directory.
+    public var traceRoutingPath: String?
 
     public init() {}
 }
@@ -113,6 +115,10 @@ public final class CoordinatorRun {
             prompts = try broadcastPrompts(prompts)
             var options = configuration.generation
             options.recordLogits = configuration.logitsOut != nil
+            if let directory = configuration.traceRoutingPath {
+                try agree { if comm.rank == 0 { try RoutingTraceFile.prepare(directory) } }
+                model.routingTrace = RoutingRecorder(expertsPerToken: model.config.expertsPerToken)
+            }
             stats.reset()
             let started = Date()
             // 3. Generate.
@@ -123,6 +129,11 @@ public final class CoordinatorRun {
                 (all, timings, timer) = try generateDataParallel(model, tokenizer, prompts, options)
             }
             let wall = Date().timeIntervalSince(started)
+            if let directory = configuration.traceRoutingPath {
+                // Data parallel: slot s of this rank is sequence mine[s]; one model: slots are sequences.
+                let mine = prompts.indices.filter { $0 % comm.size == comm.rank }
+                try writeRoutingTrace(model, to: directory, sequenceOf: plan != nil ? { $0 } : { mine[$0] })
+            }
             // 4. Rank 0 prints.
             let stream = comm.rank == 0 && prompts.count == 1 && !configuration.json
             if comm.rank == 0 { try report(all, timings: timings, streamed: stream, model: model) }
@@ -402,6 +413,22 @@ extension CoordinatorRun {
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
         let mask = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
         return mask.reduce(0) { $0 + Int(String($1), radix: 16)!.nonzeroBitCount }
+    }
+
+    /// Gathers every rank's routing records to rank 0, which merges them and writes the trace.
+    func writeRoutingTrace(_ model: GrokModel, to directory: String, sequenceOf: (Int) -> Int) throws {
+        guard let recorder = model.routingTrace else { return }
+        let parts = try comm.allgatherBytes(RoutingTraceFile.encode(recorder, sequenceOf: sequenceOf))
+        try agree {
+            guard comm.rank == 0 else { return }
+            let trace = try RoutingTraceFile.merge(parts, layers: model.config.layerCount, expertsPerToken: model.config.expertsPerToken)
+            do {
+                try trace.write(to: directory, expertCount: model.config.expertCount,
+                                model: configuration.modelPath ?? configuration.shardsPath ?? "embedded")
+            } catch {
+                throw GenerationError("--trace-routing: cannot write \(directory): \(error.localizedDescription)")
+            }
+        }
     }
 
     /// Gathers every rank's statistics to rank 0 and prints / writes them.

@@ -1,6 +1,7 @@
 import Foundation
 
-/// NumPy `.npy` files (format 1.0), for logits and token fixtures: little-endian f32 or i32, C order.
+/// NumPy `.npy` files (format 1.0), for logits, token fixtures and routing traces: little-endian
+/// f32, i32 or i16, C order.
 public enum NPY {
     public struct Array2D<T> {
         public var shape: [Int]
@@ -39,10 +40,20 @@ public enum NPY {
         try data.write(to: URL(fileURLWithPath: path))
     }
 
+    /// Writes `values` as `<i2`.
+    public static func write(_ values: [Int16], shape: [Int], to path: String) throws {
+        precondition(shape.reduce(1, *) == values.count)
+        var data = Data(header(descr: "<i2", shape: shape))
+        values.withUnsafeBytes { data.append(contentsOf: $0) }
+        try data.write(to: URL(fileURLWithPath: path))
+    }
+
     /// Reads a `<f4` array.
     public static func readFloat32(_ path: String) throws -> Array2D<Float> { try read(path, descr: "<f4") }
     /// Reads a `<i4` array.
     public static func readInt32(_ path: String) throws -> Array2D<Int32> { try read(path, descr: "<i4") }
+    /// Reads a `<i2` array.
+    public static func readInt16(_ path: String) throws -> Array2D<Int16> { try read(path, descr: "<i2") }
 
     private static func read<T>(_ path: String, descr: String) throws -> Array2D<T> {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -18,6 +18,8 @@ struct RankStats: Codable {
     var waitingSeconds: Double
     /// Tokens computed by each held expert, per layer ("layer" → "expert" → tokens).
     var expertTokens: [String: [String: Int]]
+    /// Bytes sent to each other rank by the expert all-to-alls (dispatch and return).
+    var alltoallBytesTo: [String: Int]
     var weightBytes: Int
     /// Size of this rank's shard file when loaded from `--shards` (compressed or not), else nil.
     var shardFileBytes: Int?
@@ -43,6 +45,7 @@ struct RankStats: Codable {
             (String(layer), Dictionary(uniqueKeysWithValues: experts.map { (String($0.key), $0.value) }))
         })
         weightBytes = model.weightBytes
+        alltoallBytesTo = Dictionary(uniqueKeysWithValues: model.alltoallBytesTo.map { (String($0.key), $0.value) })
         shardFileBytes = (model.source as? ShardFile).flatMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int }
         self.kvCacheBytes = kvCacheBytes
         peakResidentBytes = ProcessMemory.peakResidentBytes()
@@ -73,7 +76,12 @@ struct RankStats: Codable {
             var perExpert: [Int: Int] = [:]
             for experts in r.expertTokens.values { for (e, n) in experts { perExpert[Int(e)!, default: 0] += n } }
             out += "rank \(r.rank) expert tokens (all layers): "
-                + perExpert.keys.sorted().map { "e\($0)=\(perExpert[$0]!)" }.joined(separator: " ") + "\n"
+                + perExpert.keys.sorted().map { "e\($0)=\(perExpert[$0]!)" }.joined(separator: " ")
+                + "; total \(perExpert.values.reduce(0, +))\n"
+        }
+        for r in ranks where !r.alltoallBytesTo.isEmpty {
+            out += "rank \(r.rank) all-to-all bytes sent to: "
+                + r.alltoallBytesTo.keys.sorted { Int($0)! < Int($1)! }.map { "r\($0)=\(r.alltoallBytesTo[$0]!)" }.joined(separator: " ") + "\n"
         }
         return out
     }

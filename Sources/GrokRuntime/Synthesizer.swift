@@ -25,8 +25,11 @@ public enum Synthesizer {
     }
 
     /// Writes `config` at `dtype` to `path`. Matrices whose rows are not a multiple of the block size
-    /// of `dtype` are an error. Streams tensor by tensor (files of several GB are fine).
-    public static func write(_ config: ModelConfig, dtype: DType, seed: UInt64, name: String, to path: String) throws {
+    /// of `dtype` are an error. Streams tensor by tensor (files of several GB are fine). With
+    /// `routing`, the routers are biased for skewed, layer-correlated expert choices
+    /// (`SkewedRouting`); without it the file is the plain random model.
+    public static func write(_ config: ModelConfig, dtype: DType, seed: UInt64, name: String, to path: String,
+                             routing: SkewedRouting.Options? = nil) throws {
         try config.validate(source: "synthetic \(name)")
         for (what, width) in [("embedding_length", config.modelWidth), ("expert_feed_forward_length", config.expertFFNWidth),
                               ("feed_forward_length", max(config.denseFFNWidth, dtype.blockSize)),
@@ -72,13 +75,16 @@ public enum Synthesizer {
             w.set("grok.rope.scaling.yarn_beta_fast", .float32(8))
             w.set("grok.rope.scaling.yarn_beta_slow", .float32(1))
         }
+        let skewed = routing.map { SkewedRouting($0, config: config, seed: seed) }
+        skewed?.addMetadata(to: &w)
         try addTokenizer(grok2 ? SyntheticVocabulary.byteLevelBPE(size: config.vocabularySize)
                                : SyntheticVocabulary.sentencePiece(size: config.vocabularySize), to: &w)
 
         let d = config.modelWidth, V = config.vocabularySize, E = config.expertCount, F = config.expertFFNWidth
         func matrix(_ tensor: String, _ dims: [Int], std: Double, type: DType = dtype) {
             w.addTensor(name: tensor, dims: dims, dtype: type) {
-                let values = gaussian(count: dims.reduce(1, *), std: std, seed: seed, stream: tensor)
+                var values = gaussian(count: dims.reduce(1, *), std: std, seed: seed, stream: tensor)
+                skewed?.adjust(tensor, &values)
                 return values.withUnsafeBufferPointer { Quantizer.quantize($0, to: type) }
             }
         }

@@ -60,6 +60,8 @@ struct Coordinator: ParsableCommand {
     var stats = false
     @Option(help: "Write the per-rank statistics as JSON to this file.")
     var statsJSON: String?
+    @Option(help: "Write the routing trace to this directory: every processed token's experts and gates in every layer, as NumPy files (Launch/routing-trace.md).")
+    var traceRouting: String?
 
     func validate() throws {
         let sources = [prompt != nil, promptFile != nil, tokens != nil].filter { $0 }.count
@@ -105,6 +107,7 @@ struct Coordinator: ParsableCommand {
         c.shardCache = shardCache
         c.stats = stats
         c.statsJSON = statsJSON
+        c.traceRoutingPath = traceRouting
         return c
     }
 }

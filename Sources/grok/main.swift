@@ -12,7 +12,7 @@ struct Grok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grok",
         abstract: "GrokCluster offline tools.",
-        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self, Shard.self, Plan.self, Calibrate.self])
+        subcommands: [Synth.self, Inspect.self, Bench.self, TopologyCommand.self, Shard.self, Plan.self, Calibrate.self, Place.self])
 }
 
 extension DType: ExpressibleByArgument {
@@ -46,8 +46,18 @@ struct Synth: ParsableCommand {
     @Option(help: "Override: expert FFN width.") var expertFFN: Int?
     @Option(help: "Override: Grok-2 dense MLP width.") var denseFFN: Int?
     @Option(help: "Override: context length.") var context: Int?
+    @Option(help: "Bias the routers so that expert popularity per layer follows Zipf with this exponent (hot expert shuffled per layer by --seed). Default: plain random routers.")
+    var routerSkew: Double?
+    @Option(help: "With skewed routers: inter-layer affinity in [0, 1) — tokens that chose expert i in layer l tend to choose a fixed partner expert in layer l+1.")
+    var routerAffinity: Double?
 
     func run() throws {
+        var routing: SkewedRouting.Options?
+        if routerSkew != nil || routerAffinity != nil {
+            let options = SkewedRouting.Options(skew: routerSkew ?? 0, affinity: routerAffinity ?? 0)
+            do { try options.validate() } catch { throw ValidationError("\(error)") }
+            routing = options
+        }
         guard var c = ModelConfig.preset(preset) else {
             throw ValidationError("--preset: expected one of \(ModelConfig.presets.keys.sorted().joined(separator: ", ")), got \"\(preset)\"")
         }
@@ -72,7 +82,7 @@ struct Synth: ParsableCommand {
         if let denseFFN { c.denseFFNWidth = denseFFN }
         if let context { c.contextLength = context }
         do {
-            try Synthesizer.write(c, dtype: dtype, seed: seed, name: name ?? preset, to: output)
+            try Synthesizer.write(c, dtype: dtype, seed: seed, name: name ?? preset, to: output, routing: routing)
         } catch let error as ModelConfigError {
             throw ValidationError(error.description)
         }
@@ -394,6 +404,143 @@ struct Calibrate: ParsableCommand {
             // A failed collective: this rank reports it and the job ends.
             FileHandle.standardError.write(Data("error: rank \(rank): \(error)\n".utf8))
             communicator.abort(code: 1)
+        }
+    }
+}
+
+struct Place: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Expert placement from a routing trace (grok-coordinator --trace-routing): write a layout, evaluate one, compare strategies.",
+        discussion: """
+            Strategies: \(PlacementStrategy.names). A trace is a directory of experts.npy, gates.npy, sequence.npy, \
+            position.npy and meta.json. Replays cut the trace, in (sequence, position) order, into steps of --batch tokens \
+            (default 1: every token is its own decode step) and do what the runtime does per step. See Launch/placement.md.
+            """,
+        subcommands: [Write.self, Evaluate.self, Compare.self], defaultSubcommand: Write.self)
+
+    /// The model, width, cluster and batch of a replay.
+    struct ModelOptions: ParsableArguments {
+        @Option(help: "A GGUF file or preset the trace is for (default: the trace's model when it is a preset). Gives d and the experts' bytes.")
+        var model: String?
+        @Option(help: "Matrix dtype for a preset model.") var dtype: DType?
+        @Option(help: "Hidden width d (bytes per row = d × 4); default: the model's.") var width: Int?
+        @Option(help: "Cluster profile for the predicted MoE time (default: ClusterProfile.default).") var cluster: String?
+        @Option(help: "Tokens per replayed step, in (sequence, position) order (1: every token its own decode step).") var batch = 1
+        @Option(help: "Replay each sequence's first N tokens as one step (its prompt, as the coordinator prefills it), the rest in steps of --batch.")
+        var prefill: Int?
+
+        func resolve(_ trace: RoutingTrace) throws -> (TopologyExplainer.Model?, PlacementEvaluation.Options) {
+            let model = try PlacementTool.model(self.model, dtype: dtype, trace: trace)
+            let profile = try cluster.map { try ClusterProfile(contentsOf: $0) } ?? .default
+            guard batch >= 1 else { throw ValidationError("--batch: expected ≥ 1, got \(batch)") }
+            guard let d = width ?? model?.config.modelWidth else {
+                throw ValidationError("the trace's model \"\(trace.model)\" is not a preset: give --model (a GGUF file or preset) or --width")
+            }
+            if let prefill, prefill < 1 { throw ValidationError("--prefill: expected ≥ 1, got \(prefill)") }
+            return (model, PlacementEvaluation.Options(batch: batch, width: d, model: model, profile: profile, prefill: prefill))
+        }
+    }
+
+    /// Ranks, redundant slots and the memory cap of a placement.
+    struct SlotOptions: ParsableArguments {
+        @Option(help: "Ranks of the expert-parallel stage.") var ranks: Int
+        @Option(help: "Redundant expert slots per layer, over all ranks (extra copies of hot experts).") var redundant: Int?
+        @Option(help: "Redundant slots per rank per layer (instead of --redundant: ranks × this in total).") var redundantPerRank: Int?
+        @Option(help: "Experts (copies included) a rank may hold per layer.") var maxExpertsPerRank: Int?
+        @Option(help: "Affinity: load tolerance over the balanced share (0.10 = 10%).") var tolerance = 0.10
+
+        func options() throws -> PlacementOptions {
+            if redundant != nil && redundantPerRank != nil { throw ValidationError("give --redundant or --redundant-per-rank, not both") }
+            guard ranks >= 1 else { throw ValidationError("--ranks: expected ≥ 1, got \(ranks)") }
+            let slots = redundant ?? (redundantPerRank ?? 0) * ranks
+            return PlacementOptions(ranks: ranks, redundantSlots: slots, maxExpertsPerRank: maxExpertsPerRank, affinityTolerance: tolerance)
+        }
+    }
+
+    static func strategy(_ name: String) throws -> PlacementStrategy {
+        guard let s = PlacementStrategy(rawValue: name) else {
+            throw ValidationError("--strategy: expected one of \(PlacementStrategy.names), got \"\(name)\"")
+        }
+        return s
+    }
+
+    struct Write: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Place experts with a strategy and write a one-stage layout file (grok place --trace DIR --ranks R --strategy S --out T.json).")
+        @Option(help: "Routing trace directory.") var trace: String
+        @OptionGroup var slots: SlotOptions
+        @Option(help: "Strategy: \(PlacementStrategy.names).") var strategy: String
+        @Option(help: "Layout file to write.") var out: String
+        @Option(help: "tp: attention tensor-parallel over the ranks; replicated: every rank holds all attention heads.") var stageLayout = "tp"
+        @OptionGroup var replay: ModelOptions
+
+        func run() throws {
+            guard stageLayout == "tp" || stageLayout == "replicated" else {
+                throw ValidationError("--stage-layout: expected tp or replicated, got \"\(stageLayout)\"")
+            }
+            let trace = try RoutingTrace(directory: self.trace)
+            let strategy = try Place.strategy(self.strategy)
+            let options = try slots.options()
+            let (model, evaluation) = try replay.resolve(trace)
+            let layout = try PlacementTool.layout(trace: trace, strategy: strategy, options: options, tensorParallel: stageLayout == "tp",
+                                                  model: model, evaluation: evaluation)
+            do { try layout.json.write(toFile: out, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("--out: cannot write \(out)")
+            }
+            print(String(format: "wrote %@: %@ over %d ranks, expected imbalance %.3f, replayed imbalance %.3f at batch %d, %d/%d replicas used%@",
+                         out, strategy.rawValue, options.ranks, layout.expectedImbalance, layout.evaluation.imbalance, evaluation.batch,
+                         layout.evaluation.replicasUsed, layout.evaluation.replicasPlaced,
+                         model == nil ? " (validated for the trace's layers and experts only: give --model to check heads)" : ", validated for \(model!.name)"))
+        }
+    }
+
+    struct Evaluate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replay a trace against a layout's placement (no model run): expert rows per rank, imbalance, all-to-all bytes per rank pair, replicas used, predicted MoE time.")
+        @Option(help: "Routing trace directory.") var trace: String
+        @Option(help: "Layout file.") var topology: String
+        @OptionGroup var replay: ModelOptions
+        @Flag(help: "Print the evaluation as JSON.") var json = false
+        @Option(help: "Write heatmaps (expert load per layer, rank-to-rank traffic) to this SVG file.") var svg: String?
+
+        func run() throws {
+            let trace = try RoutingTrace(directory: self.trace)
+            let (model, options) = try replay.resolve(trace)
+            let layout = try GrokTopology.Topology(contentsOf: topology)
+            let evaluation = try PlacementEvaluation.evaluate(trace: trace, topology: layout, shape: model?.config.shape, options: options)
+            print(json ? try PlacementReport.json(evaluation) : PlacementReport.text(evaluation), terminator: "")
+            if let svg {
+                do { try PlacementReport.svg(evaluation).write(toFile: svg, atomically: true, encoding: .utf8) } catch {
+                    throw ValidationError("--svg: cannot write \(svg)")
+                }
+                if !json { print("wrote \(svg)") }
+            }
+        }
+    }
+
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every strategy side by side on one trace: imbalance, all-to-all bytes, replicas, predicted MoE time.")
+        @Option(help: "Routing trace directory.") var trace: String
+        @OptionGroup var slots: SlotOptions
+        @Option(help: "Comma-separated strategies (default: all).") var strategies: String?
+        @OptionGroup var replay: ModelOptions
+        @Flag(help: "Print the comparison as JSON.") var json = false
+
+        func run() throws {
+            let trace = try RoutingTrace(directory: self.trace)
+            let list = try strategies.map { try $0.split(separator: ",").map { try Place.strategy($0.trimmingCharacters(in: .whitespaces)) } }
+                ?? PlacementStrategy.allCases
+            let options = try slots.options()
+            let (model, evaluation) = try replay.resolve(trace)
+            let rows = PlacementTool.compare(trace: trace, strategies: list, options: options, evaluation: evaluation)
+            if json { print(try PlacementReport.json(rows), terminator: ""); return }
+            let header = "trace \(self.trace): \(trace.tokens) tokens" + (trace.model.isEmpty ? "" : " of \(trace.model)")
+                + ", \(trace.layers) layers × \(trace.experts) experts, top-\(trace.expertsPerToken); \(options.ranks) ranks, \(options.redundantSlots) redundant slots per layer"
+                + (options.maxExpertsPerRank.map { ", at most \($0) experts per rank" } ?? "")
+                + "; " + (evaluation.prefill.map { "each sequence's first \($0) tokens as one step, then " } ?? "")
+                + "steps of \(evaluation.batch) token\(evaluation.batch == 1 ? "" : "s"); d = \(evaluation.width)" + (model.map { ", model \($0.name)" } ?? "")
+            print(PlacementReport.compareText(rows, header: header), terminator: "")
         }
     }
 }

@@ -1,0 +1,138 @@
+import Foundation
+import GrokCheckpoint
+import GrokModel
+
+/// `grok synth --router-skew Z --router-affinity A`: routers biased so that expert popularity
+/// roughly follows Zipf(Z) per layer and tokens that chose expert i in layer l tend to choose
+/// π_l(i) in layer l + 1 — for expert-placement experiments (random routers route almost uniformly).
+///
+/// Construction (a router logit is w_e·x, x the normed residual stream; there is no router bias):
+/// - a common direction ĉ: every token embedding gets κ·ĉ (scaled residual units), so every
+///   token's x has a positive component along ĉ, diluted layer by layer as the residual grows
+///   (≈ κ√d / √(1 + κ² + 2l) at layer l, each layer adding two RMS-1 contributions);
+/// - popularity: expert e of layer l is ranked r = rank_l(e) (a seeded shuffle per layer) and its
+///   router row gets (g · b_r / μ_l)·ĉ with b_r = −Z·ln(r + 1) (centred), μ_l the estimate above
+///   and g a gain matching the logit noise (Gumbel scale ≈ 0.78 σ), so top-1 choices ≈ Zipf(Z);
+/// - affinity: each row also gets α·u_{l,e}, unit directions orthogonal to ĉ, with
+///   u_{l+1,π_l(i)} = normalise(A·u_{l,i} + (1 − A)·fresh) (π_l a seeded permutation). The
+///   residual stream changes slowly from layer to layer, so a token with a large u_{l,i}·x (that
+///   chose i) tends to have a large u_{l+1,π_l(i)}·x too.
+///
+/// The base random router (same stream as the plain model) is kept. Written to the GGUF as
+/// `grokcluster.router.*` metadata: the options, each layer's experts hottest first and π_l.
+/// Nothing about this is exact: measure the trace (`grok-coordinator --trace-routing`).
+public final class SkewedRouting {
+    public struct Options: Sendable, Equatable {
+        /// Zipf exponent of expert popularity (0 = no popularity bias).
+        public var skew: Double
+        /// Inter-layer affinity in [0, 1).
+        public var affinity: Double
+        public init(skew: Double = 0, affinity: Double = 0) {
+            self.skew = skew
+            self.affinity = affinity
+        }
+
+        public func validate() throws {
+            guard skew.isFinite && skew >= 0 else { throw GenerationError("--router-skew: expected a number ≥ 0, got \(skew)") }
+            guard affinity.isFinite && affinity >= 0 && affinity < 1 else {
+                throw GenerationError("--router-affinity: expected a number in [0, 1), got \(affinity)")
+            }
+        }
+    }
+
+    /// Weight of the common direction in the embedding (scaled residual units, relative to RMS 1).
+    static let commonWeight = 0.5
+    /// Scale of the per-expert direction in a router row (the base row contributes logit std ≈ 1).
+    static let directionWeight = 2.0
+    /// Residual growth per layer (two RMS-1 contributions) and logit-noise gain (Gumbel scale / σ).
+    static let dilution = 2.0
+    static let gainFactor = 0.78
+
+    public let options: Options
+    let config: ModelConfig
+    let seed: UInt64
+    /// ĉ, unit, `[d]`.
+    let common: [Double]
+    /// Per layer, experts hottest first.
+    public let popularity: [[Int]]
+    /// Per layer l < L − 1, π_l(i): the expert of layer l + 1 that expert i leads to.
+    public let affinityMap: [[Int]]
+    /// u_{l,e}, unit and orthogonal to ĉ: `[L][E][d]`.
+    let directions: [[[Double]]]
+
+    init(_ options: Options, config: ModelConfig, seed: UInt64) {
+        self.options = options
+        self.config = config
+        self.seed = seed
+        let d = config.modelWidth, E = config.expertCount, L = config.layerCount
+        func vector(_ stream: String) -> [Double] {
+            Synthesizer.gaussian(count: d, std: 1, seed: seed, stream: stream).map(Double.init)
+        }
+        func normalise(_ v: [Double]) -> [Double] {
+            let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return n > 0 ? v.map { $0 / n } : v
+        }
+        /// A seeded permutation of 0..<E: the order of E Gaussian draws.
+        func permutation(_ stream: String) -> [Int] {
+            let keys = Synthesizer.gaussian(count: E, std: 1, seed: seed, stream: stream)
+            return (0..<E).sorted { (keys[$0], $0) < (keys[$1], $1) }
+        }
+        let c = normalise(vector("grokcluster.router.common"))
+        common = c
+        func orthogonal(_ v: [Double]) -> [Double] {
+            let dot = zip(v, c).reduce(0) { $0 + $1.0 * $1.1 }
+            return normalise(zip(v, c).map { $0 - dot * $1 })
+        }
+        popularity = (0..<L).map { permutation("grokcluster.router.popularity.\($0)") }
+        affinityMap = (0..<max(L - 1, 0)).map { permutation("grokcluster.router.affinity.\($0)") }
+        var u: [[[Double]]] = []
+        for l in 0..<L {
+            var layer = [[Double]](repeating: [], count: E)
+            for e in 0..<E {
+                let fresh = orthogonal(vector("grokcluster.router.direction.\(l).\(e)"))
+                layer[e] = fresh
+            }
+            if l > 0 {
+                let A = options.affinity
+                for i in 0..<E {
+                    let j = affinityMap[l - 1][i]
+                    layer[j] = orthogonal(zip(u[l - 1][i], layer[j]).map { A * $0 + (1 - A) * $1 })
+                }
+            }
+            u.append(layer)
+        }
+        directions = u
+    }
+
+    func addMetadata(to w: inout GGUFWriter) {
+        w.set("grokcluster.router.skew", .float32(Float(options.skew)))
+        w.set("grokcluster.router.affinity", .float32(Float(options.affinity)))
+        w.set("grokcluster.router.popularity", .array(popularity.flatMap { $0 }.map { .int32(Int32($0)) }))
+        w.set("grokcluster.router.affinity_map", .array(affinityMap.flatMap { $0 }.map { .int32(Int32($0)) }))
+    }
+
+    /// Adds the construction's components to a tensor's values as drawn (others unchanged).
+    func adjust(_ tensor: String, _ values: inout [Float]) {
+        let d = config.modelWidth, E = config.expertCount
+        if tensor == "token_embd.weight" {
+            // Rows of d per token; the file's embedding is multiplied by embeddingScale at run time.
+            let offset = common.map { Float(Self.commonWeight * Double(d).squareRoot() * $0 / Double(config.embeddingScale)) }
+            for t in 0..<(values.count / d) { for j in 0..<d { values[t * d + j] += offset[j] } }
+            return
+        }
+        guard tensor.hasPrefix("blk."), tensor.hasSuffix(".ffn_gate_inp.weight"),
+              let l = Int(tensor.dropFirst(4).prefix { $0 != "." }), l < config.layerCount else { return }
+        // Centred log-popularity per rank, in logit units.
+        let logs = (0..<E).map { -options.skew * log(Double($0 + 1)) }
+        let mean = logs.reduce(0, +) / Double(E)
+        let kappa = Self.commonWeight, alpha = Self.directionWeight
+        let mu = kappa * Double(d).squareRoot() / (1 + kappa * kappa + Self.dilution * Double(l)).squareRoot()
+        let gain = Self.gainFactor * (1 + alpha * alpha).squareRoot()
+        for (rank, e) in popularity[l].enumerated() {
+            let bias = gain * (logs[rank] - mean) / mu
+            for j in 0..<d {
+                values[e * d + j] += Float(bias * common[j] + alpha * directions[l][e][j])
+            }
+        }
+    }
+}
