@@ -13,7 +13,8 @@ import GrokTopology
 //                     return`); the owner sums the results with their gates, and the stage shares
 //                     the owners' rows (`moe combine`). A replicated expert serves a row on the
 //                     owner itself when the owner holds a replica, otherwise on replica
-//                     (row mod replicas): the documented rule of Topologies/README.md.
+//                     ((row + micro-batch number) mod replicas), so that even one-row decode
+//                     steps rotate over the replicas: the documented rule of Topologies/README.md.
 /// Collects the routing decisions a rank makes (`GrokModel.routingTrace`): one record per
 /// (token, layer) this rank routed — the token's KV-cache slot and position, the layer, and its k
 /// experts with their raw gates, best first. Flat arrays, in the order routing happened.
@@ -77,7 +78,7 @@ extension GrokModel {
                 let choices = GrokModel.routingGates(logits: logits, softCap: config.routerSoftCap, k: config.expertsPerToken)
                 for (e, gate) in choices { assignments[e].append((t, gate)) }
                 if let recorder, let batch = routingBatch {
-                    recorder.record(slot: batch.slots[t], position: batch.positions[t], layer: layer, step: routingStep, choices: choices)
+                    recorder.record(slot: batch.slots[t], position: batch.positions[t], layer: layer, step: microBatchIndex, choices: choices)
                 }
             }
         }
@@ -142,7 +143,7 @@ extension GrokModel {
         for e in 0..<E {
             let replicas = placement[e].map { ranks.firstIndex(of: $0)! }
             for r in assignments[e] {
-                let destination = replicas.contains(me) ? me : replicas[r.token % replicas.count]
+                let destination = replicas.contains(me) ? me : replicas[(r.token + microBatchIndex) % replicas.count]
                 outgoing[destination].append((e, r.token, r.gate))
             }
         }

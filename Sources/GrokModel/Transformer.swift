@@ -68,11 +68,12 @@ public final class GrokModel {
     /// When set, every routing decision this rank makes is recorded (`--trace-routing`); each
     /// (token, layer) is recorded by exactly one rank of the world.
     public var routingTrace: RoutingRecorder?
-    /// The micro-batch running through the layers (maps routed rows to slots and positions), and
-    /// its number: micro-batches are counted from 0 in the order every rank runs them (the
-    /// "step" of a trace, whose rows the expert-parallel dispatch shares out among owners).
+    /// The micro-batch running through the layers (maps routed rows to slots and positions).
     var routingBatch: ForwardBatch?
-    var routingStep = -1
+    /// The number of the micro-batch running through the layers: micro-batches are counted from 0
+    /// in the order every rank runs them. The replica rule rotates with it, and a routing trace
+    /// records it as the token's "step".
+    var microBatchIndex = -1
 
     /// Reads the configuration from `source`'s metadata, checks every tensor it implies and takes
     /// the plan's blocks. Throws `ModelConfigError` / `CheckpointError` before any compute. No
@@ -147,7 +148,8 @@ public final class GrokModel {
             let sub = ForwardBatch(tokens: micro.map { batch.tokens[$0] }, slots: micro.map { batch.slots[$0] },
                                    positions: micro.map { batch.positions[$0] })
             let h = FloatBuffer(rows: micro.count, columns: d)       // [n, d] residual stream
-            if routingTrace != nil { routingBatch = sub; routingStep += 1 }
+            microBatchIndex += 1
+            if routingTrace != nil { routingBatch = sub }
             if plan.isFirstStage {
                 try embed(sub.tokens, into: h)
             } else {

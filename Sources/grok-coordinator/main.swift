@@ -119,7 +119,12 @@ let launcherRank = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK
 
 let command: Coordinator
 do {
-    command = try Coordinator.parseAsRoot() as! Coordinator
+    let parsed = try Coordinator.parseAsRoot()
+    guard let coordinator = parsed as? Coordinator else {   // `help`: ArgumentParser's own help command
+        if launcherRank == 0 { print(Coordinator.helpMessage()) }
+        exit(0)
+    }
+    command = coordinator
 } catch {
     let code = Coordinator.exitCode(for: error)
     if launcherRank == 0 {

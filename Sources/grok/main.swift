@@ -425,14 +425,14 @@ struct Place: ParsableCommand {
         @Option(help: "Matrix dtype for a preset model.") var dtype: DType?
         @Option(help: "Hidden width d (bytes per row = d × 4); default: the model's.") var width: Int?
         @Option(help: "Cluster profile for the predicted MoE time (default: ClusterProfile.default).") var cluster: String?
-        @Option(help: "Tokens per replayed step, in (sequence, position) order (1: every token its own decode step).") var batch = 1
+        @Option(help: "Tokens per replayed step, in (sequence, position) order (1: every token its own decode step). Default: the runtime's own steps when the trace recorded them (step.npy), else 1.") var batch: Int?
         @Option(help: "Replay each sequence's first N tokens as one step (its prompt, as the coordinator prefills it), the rest in steps of --batch.")
         var prefill: Int?
 
         func resolve(_ trace: RoutingTrace) throws -> (TopologyExplainer.Model?, PlacementEvaluation.Options) {
             let model = try PlacementTool.model(self.model, dtype: dtype, trace: trace)
             let profile = try cluster.map { try ClusterProfile(contentsOf: $0) } ?? .default
-            guard batch >= 1 else { throw ValidationError("--batch: expected ≥ 1, got \(batch)") }
+            if let batch, batch < 1 { throw ValidationError("--batch: expected ≥ 1, got \(batch)") }
             guard let d = width ?? model?.config.modelWidth else {
                 throw ValidationError("the trace's model \"\(trace.model)\" is not a preset: give --model (a GGUF file or preset) or --width")
             }

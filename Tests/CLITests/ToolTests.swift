@@ -54,3 +54,12 @@ final class ToolTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("nope.gguf"), missing.stderr)
     }
 }
+
+/// `--help` of the coordinator prints its usage and exits 0 (it once crashed on a cast).
+final class CoordinatorHelpTests: XCTestCase {
+    func testHelpPrintsUsage() throws {
+        let run = try launch("grok-coordinator", ["--help"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("OVERVIEW") && run.stdout.contains("--topology"), run.stdout)
+    }
+}
