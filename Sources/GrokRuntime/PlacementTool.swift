@@ -12,8 +12,8 @@ public enum PlacementTool {
         let model: TopologyExplainer.Model
         if let argument {
             model = try TopologyExplainer.model(argument, dtype: dtype)
-        } else if ModelConfig.preset(trace.model) != nil || trace.model == "embedded" {
-            model = try TopologyExplainer.model(trace.model, dtype: dtype)
+        } else if ModelConfig.preset(trace.model) != nil || trace.model == "embedded" || FileManager.default.fileExists(atPath: trace.model) {
+            model = try TopologyExplainer.model(trace.model, dtype: dtype)   // a preset, or the file the trace was recorded from
         } else {
             return nil
         }
