@@ -6,6 +6,7 @@ import GrokModel
 /// their gates, written as NumPy files (Launch/routing-trace.md). Each rank records the
 /// (token, layer) pairs it routed (`GrokModel.routingTrace`); at the end rank 0 gathers, merges
 /// and sorts them by (sequence, position, layer), so the files are the same whatever the layout.
+/// (Reading a trace back: `RoutingTrace(directory:)` in Placement.swift.)
 public struct RoutingTraceFile: Equatable {
     public var layers: Int
     public var expertsPerToken: Int
@@ -125,59 +126,5 @@ public struct RoutingTraceFile: Equatable {
         let meta = "{\"format\": \"grokcluster-routing-trace\", \"version\": 1, \"layers\": \(layers), \"experts\": \(expertCount), "
             + "\"expertsPerToken\": \(expertsPerToken), \"model\": \(modelJSON), \"tokens\": \(tokens)}\n"
         try Data(meta.utf8).write(to: url.appendingPathComponent("meta.json"))
-    }
-
-    /// Reads a trace directory back (for tests and tools).
-    public static func read(_ directory: String) throws -> (trace: RoutingTraceFile, meta: [String: Any]) {
-        let url = URL(fileURLWithPath: directory)
-        let experts = try NPY.readInt16(url.appendingPathComponent("experts.npy").path)
-        let gates = try NPY.readFloat32(url.appendingPathComponent("gates.npy").path)
-        let sequence = try NPY.readInt32(url.appendingPathComponent("sequence.npy").path)
-        let position = try NPY.readInt32(url.appendingPathComponent("position.npy").path)
-        let step = try NPY.readInt32(url.appendingPathComponent("step.npy").path)
-        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: url.appendingPathComponent("meta.json"))) as? [String: Any] ?? [:]
-        guard experts.shape.count == 3, gates.shape == experts.shape, sequence.shape == [experts.shape[0]], position.shape == sequence.shape,
-              step.shape == sequence.shape else {
-            throw Inconsistent(description: "\(directory): shapes disagree: experts \(experts.shape), gates \(gates.shape), sequence \(sequence.shape), position \(position.shape)")
-        }
-        var trace = RoutingTraceFile(layers: experts.shape[1], expertsPerToken: experts.shape[2])
-        trace.experts = experts.values
-        trace.gates = gates.values
-        trace.sequence = sequence.values
-        trace.position = position.values
-        trace.step = step.values
-        return (trace, meta)
-    }
-}
-
-extension RoutingTraceFile {
-    /// Summary figures of a trace, for placement research: per layer, each expert's share of the
-    /// routed (token, slot) pairs; and per layer pair (l, l+1), the conditional probability
-    /// P(expert j in l+1 | expert i in l) over every pair of a token's chosen experts.
-    public func expertShares() -> [[Double]] {
-        let k = expertsPerToken
-        let E = Int(experts.max() ?? 0) + 1
-        var shares = [[Double]](repeating: [Double](repeating: 0, count: E), count: layers)
-        for t in 0..<tokens {
-            for l in 0..<layers { for j in 0..<k { shares[l][Int(experts[(t * layers + l) * k + j])] += 1 } }
-        }
-        let total = Double(tokens * k)
-        return shares.map { $0.map { total > 0 ? $0 / total : 0 } }
-    }
-
-    /// Counts[l][i][j]: tokens that chose i in layer l and j in layer l + 1 (all k × k pairs).
-    public func transitionCounts(expertCount E: Int) -> [[[Int]]] {
-        let k = expertsPerToken
-        var counts = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: E), count: E), count: max(layers - 1, 0))
-        for t in 0..<tokens {
-            for l in 0..<(layers - 1) {
-                for a in 0..<k {
-                    for b in 0..<k {
-                        counts[l][Int(experts[(t * layers + l) * k + a])][Int(experts[(t * layers + l + 1) * k + b])] += 1
-                    }
-                }
-            }
-        }
-        return counts
     }
 }

@@ -42,7 +42,8 @@ final class RoutingTraceTests: XCTestCase {
         XCTAssertEqual(Set(expectedSequence).count, 3)
         let T = expectedSequence.count
 
-        let (trace, meta) = try RoutingTraceFile.read("\(dir)/single")
+        let trace = try RoutingTrace(directory: "\(dir)/single")
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/single/meta.json"))) as! [String: Any]
         XCTAssertEqual(trace.tokens, T)
         XCTAssertEqual(trace.layers, 4)
         XCTAssertEqual(trace.expertsPerToken, 2)
@@ -56,9 +57,9 @@ final class RoutingTraceTests: XCTestCase {
         XCTAssertEqual(meta["model"] as? String, "embedded")
         XCTAssertEqual(meta["tokens"] as? Int, T)
         // Each token's two experts are distinct valid ids, best first; gates are probabilities, descending.
-        for i in stride(from: 0, to: trace.experts.count, by: 2) {
-            XCTAssertTrue((0..<8).contains(trace.experts[i]) && (0..<8).contains(trace.experts[i + 1]))
-            XCTAssertNotEqual(trace.experts[i], trace.experts[i + 1])
+        for i in stride(from: 0, to: trace.choices.count, by: 2) {
+            XCTAssertTrue((0..<8).contains(trace.choices[i]) && (0..<8).contains(trace.choices[i + 1]))
+            XCTAssertNotEqual(trace.choices[i], trace.choices[i + 1])
             XCTAssertTrue(trace.gates[i] >= trace.gates[i + 1] && trace.gates[i + 1] > 0 && trace.gates[i] + trace.gates[i + 1] <= 1.0001)
         }
         // The headers as a NumPy reader sees them, parsed by hand.
@@ -87,7 +88,7 @@ final class RoutingTraceTests: XCTestCase {
                 XCTAssertEqual(FileManager.default.contents(atPath: "\(out)/\(file)"), FileManager.default.contents(atPath: "\(dir)/single/\(file)"),
                                "\(name): \(file) differs from one rank's")
             }
-            let gates = try RoutingTraceFile.read(out).trace.gates
+            let gates = try RoutingTrace(directory: out).gates
             XCTAssertEqual(gates.count, trace.gates.count, name)
             let difference = zip(gates, trace.gates).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThanOrEqual(difference, 1e-6, name)
@@ -146,8 +147,8 @@ final class RoutingTraceTests: XCTestCase {
                                                   "--top-k", "0", "--top-p", "1", "--min-p", "0", "--seed", "3", "--ignore-eos", "--json",
                                                   "--trace-routing", out], timeout: 300)
         XCTAssertEqual(run.status, 0, run.stderr)
-        let trace = try RoutingTraceFile.read(out).trace
-        let shares = trace.expertShares()
+        let trace = try RoutingTrace(directory: out)
+        let shares = trace.loads().map { $0.map { Double($0) / Double(max(trace.tokens * trace.expertsPerToken, 1)) } }
         var measured = Measured(hottestShare: 0, hottestMatches: 0, intendedShare: 0, mappedConditional: 0, tokens: trace.tokens)
         for l in 0..<L {
             let hottest = shares[l].indices.max { shares[l][$0] < shares[l][$1] }!
@@ -159,9 +160,9 @@ final class RoutingTraceTests: XCTestCase {
             var hits = 0, total = 0
             for t in 0..<trace.tokens {
                 for l in 0..<(L - 1) {
-                    let next = Set((0..<2).map { Int(trace.experts[(t * L + l + 1) * 2 + $0]) })
+                    let next = Set((0..<2).map { trace.expert(token: t, layer: l + 1, choice: $0) })
                     for j in 0..<2 {
-                        let i = Int(trace.experts[(t * L + l) * 2 + j])
+                        let i = trace.expert(token: t, layer: l, choice: j)
                         total += 1
                         if next.contains(map[l * E + i]) { hits += 1 }
                     }
