@@ -24,7 +24,7 @@ bin=$(swift build -c release --show-bin-path)
 source Launch/env.sh
 mkdir -p "$DIR"
 if [ "$RECALIBRATE" = 1 ] || [ ! -f "$DIR/cluster.json" ]; then
-  mpirun --oversubscribe -np 2 "$bin/grok" calibrate --out "$DIR/cluster.json" >&2
+  mpirun --oversubscribe --bind-to none -np 2 "$bin/grok" calibrate --out "$DIR/cluster.json" >&2
 fi
 for dtype in f32 q8_0; do
   [ -f "$DIR/small-$dtype.gguf" ] || "$bin/grok" synth --preset grok-1-small --dtype "$dtype" --output "$DIR/small-$dtype.gguf" >&2
