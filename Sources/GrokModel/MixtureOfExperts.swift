@@ -7,7 +7,8 @@ import GrokTopology
 //   expert slicing    every rank holds a column slice of every expert; each computes its slice for
 //                     every routed token; the stage sums the partial outputs (`moe combine`);
 //   expert parallel   whole experts live on the ranks the placement names. The batch rows are
-//                     shared out among the stage's ranks ("owners", contiguous chunks); an owner
+//                     shared out among the stage's ranks ("owners", contiguous chunks, rotating with the
+//                     micro-batch number); an owner
 //                     routes its rows and sends each (row, expert) to a rank holding that expert
 //                     (`moe dispatch`, all-to-all), which computes it and sends it back (`moe
 //                     return`); the owner sums the results with their gates, and the stage shares
@@ -135,7 +136,9 @@ extension GrokModel {
         let d = config.modelWidth, n = x.rows, E = config.expertCount
         let ranks = plan.stagePlan.ranks, size = ranks.count, me = stage.rank
         let placement = plan.stagePlan.placement[l]!
-        let owned = evenSlice(n, part: me, of: size)
+        // Owners rotate with the micro-batch number, so a one-row decode step is routed and
+        // dispatched by a different rank each step.
+        let owned = evenSlice(n, part: (me + max(microBatchIndex, 0)) % size, of: size)
         let assignments = route(w, x, rows: owned, layer: l, record: true)
 
         // Outgoing (row, gate) per destination stage rank, grouped by expert in ascending order.

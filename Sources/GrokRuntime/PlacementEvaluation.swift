@@ -10,7 +10,8 @@ import GrokTopology
 ///   recorded them (`step.npy`): a step's rows are its tokens in (sequence, position) order, as
 ///   the runtime batched them; otherwise (or with `--batch`/`--prefill`) into steps of `batch`
 ///   tokens in (sequence, position) order, numbered from 0;
-/// - the step's rows 0..<n are owned in contiguous chunks: stage rank i owns `evenSlice(n, part: i, of: P)`;
+/// - the step's rows 0..<n are owned in contiguous chunks: stage rank i owns
+///   `evenSlice(n, part: (i + step) mod P, of: P)` (owners rotate with the step);
 /// - each (row, chosen expert) is computed on the owner when the owner holds a replica, else on
 ///   replica `(row + step) mod replicas` in the order the placement lists them;
 /// - rows computed elsewhere travel owner → expert rank (`moe dispatch`, rows × d × 4 bytes) and
@@ -216,7 +217,7 @@ public struct PlacementEvaluation: Sendable, Codable {
                 var active = [[Int: Int]](repeating: [:], count: P)   // stage rank → expert → rows
                 let slice = plan.expertMode == .slice && P > 1
                 for owner in 0..<P {
-                    for i in evenSlice(n, part: owner, of: P) {
+                    for i in evenSlice(n, part: (owner + stepID) % P, of: P) {
                         for j in 0..<k {
                             let e = trace.expert(token: stepTokens[i], layer: l, choice: j)
                             if slice {

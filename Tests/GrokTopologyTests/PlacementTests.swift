@@ -115,27 +115,29 @@ final class PlacementTests: XCTestCase {
 
     // MARK: - Replay
 
-    /// 4 tokens, top-2, 4 experts, 2 ranks, steps of 2: row 0 owned by rank 0, row 1 by rank 1.
+    /// 4 tokens, top-2, 4 experts, 2 ranks, steps of 2. Owners rotate with the step: in step 0
+    /// rank 0 owns row 0 and rank 1 row 1; in step 1 rank 1 owns row 0 and rank 0 row 1.
     func testEvaluateCountsRowsAndBytesByHand() throws {
         let trace = RoutingTrace(experts: 4, perToken: [[[0, 1]], [[2, 3]], [[2, 3]], [[0, 2]]])
         let placement = ExpertPlacement(ranks: 2, layers: [[[0], [1], [0, 1], [1]]])
         let e = try PlacementEvaluation.evaluate(trace: trace, placement: placement, options: .init(batch: 2, width: 16))
         // step 0: t0 (owner 0): e0 local on 0, e1 → 1; t1 (owner 1): e2 on its own replica, e3 local.
-        // step 1: t2 (owner 0): e2 on its own replica, e3 → 1; t3 (owner 1): e0 → 0, e2 local.
+        // step 1: t2 (owner 1): e2 on its own replica, e3 local; t3 (owner 0): e0 local, e2 on its own replica.
         XCTAssertEqual(e.steps, 2)
         XCTAssertEqual(e.layers[0].rowsPerRank, [3, 5])
         XCTAssertEqual(e.imbalance, 1.25, accuracy: 1e-12)
         XCTAssertEqual(e.bytesPerRow, 64)
-        XCTAssertEqual(e.dispatchBytes, [[0, 128], [64, 0]])
-        XCTAssertEqual(e.alltoallBytes, 2 * 192)
-        XCTAssertEqual(e.alltoallBytesPerStep, 192)
-        XCTAssertEqual(e.layers[0].remoteRows, 3)
+        XCTAssertEqual(e.dispatchBytes, [[0, 64], [0, 0]])
+        XCTAssertEqual(e.alltoallBytes, 2 * 64)
+        XCTAssertEqual(e.alltoallBytesPerStep, 64)
+        XCTAssertEqual(e.layers[0].remoteRows, 1)
         XCTAssertEqual(e.replicasPlaced, 1)
         XCTAssertEqual(e.replicasUsed, 1)
         XCTAssertEqual(e.layers[0].busiestRowsPerStep, 2.5)   // step 0: [1, 3]; step 1: [2, 2]
     }
 
-    /// The replica rule: a row stays on its owner when it holds a replica, else replica (row mod replicas).
+    /// The replica rule: a row stays on its owner when it holds a replica, else replica
+    /// ((row + step) mod replicas); owners rotate with the step.
     func testEvaluateFollowsTheReplicaRule() throws {
         let trace = RoutingTrace(experts: 3, perToken: [[[0]], [[0]], [[0]]])
         let placement = ExpertPlacement(ranks: 3, layers: [[[1, 2], [0], [0]]])
@@ -144,11 +146,12 @@ final class PlacementTests: XCTestCase {
         XCTAssertEqual(batched.layers[0].rowsPerRank, [0, 2, 1])
         XCTAssertEqual(batched.dispatchBytes[0], [0, 4, 0])
         XCTAssertEqual(batched.replicasUsed, 1)
-        // Batch 1: the one row of a step is owned by the last rank (evenSlice(1, part: 2, of: 3) = 0..<1), which holds e0.
+        // Batch 1: the one row of step s (part 2 of evenSlice(1, of: 3)) is owned by the rank r with
+        // (r + s) mod 3 = 2: rank 2, then 1 (both hold e0), then 0, which sends it to replica (0 + 2) mod 2 = rank 1.
         let single = try PlacementEvaluation.evaluate(trace: trace, placement: placement, options: .init(batch: 1, width: 1))
-        XCTAssertEqual(single.layers[0].rowsPerRank, [0, 0, 3])
-        XCTAssertEqual(single.alltoallBytes, 0)
-        XCTAssertEqual(single.replicasUsed, 0)
+        XCTAssertEqual(single.layers[0].rowsPerRank, [0, 2, 1])
+        XCTAssertEqual(single.alltoallBytes, 2 * 4)
+        XCTAssertEqual(single.replicasUsed, 1)
     }
 
     func testStepsCutPromptsAndBatches() {
