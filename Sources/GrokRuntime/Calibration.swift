@@ -399,9 +399,11 @@ public enum Calibration {
         var node: ClusterProfile.Node?
         if comm.rank == 0 {
             node = measureNode(options, log: log)
-            FileManager.default.createFile(atPath: flag, contents: Data())
+            _ = FileManager.default.createFile(atPath: flag, contents: Data())
         } else if perRank[comm.rank] == perRank[0] {
-            while !FileManager.default.fileExists(atPath: flag) { usleep(20_000) }
+            // Bounded, so that a flag that could not be written costs a wait, not a hang.
+            let deadline = Date().addingTimeInterval(900)
+            while !FileManager.default.fileExists(atPath: flag) && Date() < deadline { usleep(20_000) }
         }
         try comm.barrier()
         if comm.rank == 0 { try? FileManager.default.removeItem(atPath: flag) }
