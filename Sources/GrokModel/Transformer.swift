@@ -51,15 +51,17 @@ public struct ForwardError: Error, CustomStringConvertible {
 /// single rank every one of them is a no-op.
 public final class GrokModel {
     public let config: ModelConfig
-    public let plan: RankPlan
+    public internal(set) var plan: RankPlan
     /// Where the weights come from (a GGUF file or a rank's shard); kept alive with the model.
     public let source: TensorSource
     public let pool: ThreadPool
-    let weights: ModelWeights
+    var weights: ModelWeights
     let inverseFrequencies: [Float]
     /// All ranks, and the ranks of this rank's pipeline stage (set by `connect`).
     private(set) var world: Communicator = SingleProcessCommunicator()
     private(set) var stage: Communicator = SingleProcessCommunicator()
+    /// Experts received from other ranks by online rebalancing (`adopt`).
+    let movedExperts = ByteArena()
     /// Bytes of hidden states this rank sent to each other world rank in `moe dispatch` and
     /// `moe return` (for `--stats`: all-to-all traffic per rank pair).
     public internal(set) var alltoallBytesTo: [Int: Int] = [:]

@@ -51,6 +51,8 @@ enum ClusterCommand {
     case cache(slots: Int, capacity: Int)
     case forward(ForwardBatch, logitRows: [Int])
     case end
+    /// Online rebalancing: every rank joins `Rebalancer.run`.
+    case rebalance
 
     /// Wire form: [kind, fields…] as Int64.
     var encoded: [Int64] {
@@ -60,6 +62,7 @@ enum ClusterCommand {
             return [1, Int64(batch.count), Int64(rows.count)] + batch.tokens.map(Int64.init) + batch.slots.map(Int64.init)
                 + batch.positions.map(Int64.init) + rows.map(Int64.init)
         case .end: return [2]
+        case .rebalance: return [3]
         }
     }
 
@@ -71,6 +74,7 @@ enum ClusterCommand {
             let tokens = w[3..<(3 + n)].map { Int32($0) }, slots = w[(3 + n)..<(3 + 2 * n)].map { Int($0) }
             let positions = w[(3 + 2 * n)..<(3 + 3 * n)].map { Int($0) }, rows = w[(3 + 3 * n)..<(3 + 3 * n + r)].map { Int($0) }
             self = .forward(ForwardBatch(tokens: tokens, slots: slots, positions: positions), logitRows: rows)
+        case 3: self = .rebalance
         default: self = .end
         }
     }
@@ -83,6 +87,9 @@ public final class ClusterModel: LanguageModel {
     let world: Communicator
     public let timer = ForwardTimer()
     private var ended = false
+    /// `--rebalance-every N`: before every Nth step, experts are re-placed from the routing seen.
+    public var rebalance: Rebalancer?
+    private var steps = 0
 
     public init(model: GrokModel, world: Communicator) {
         precondition(world.rank == 0)
@@ -98,6 +105,11 @@ public final class ClusterModel: LanguageModel {
     }
 
     public func forward(_ batch: ForwardBatch, cache: KVCache, logitRows: [Int]) throws -> FloatBuffer {
+        steps += 1
+        if let rebalance, steps % rebalance.every == 0 {
+            try send(.rebalance)
+            try rebalance.run(model, world: world)
+        }
         try send(.forward(batch, logitRows: logitRows))
         return try timer.time { try model.forward(batch, cache: cache, logitRows: logitRows) }
     }
@@ -122,6 +134,7 @@ public enum ClusterWorker {
     public static func serve(_ model: GrokModel, world: Communicator) throws -> ForwardTimer {
         var cache: KVCache?
         let timer = ForwardTimer()
+        let rebalancer = Rebalancer(every: 1)   // keeps this rank's counts between rebalances
         var firstError: ForwardError?
         while true {
             var words: [Int64] = []
@@ -136,6 +149,8 @@ public enum ClusterWorker {
                 } catch let error as ForwardError {
                     firstError = firstError ?? error
                 }
+            case .rebalance:
+                try rebalancer.run(model, world: world)
             case .end:
                 if let firstError { throw firstError }
                 return timer

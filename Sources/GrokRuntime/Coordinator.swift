@@ -30,6 +30,11 @@ public struct RunConfiguration: Sendable {
     public var shardsPath: String?
     /// The rank that holds the shards (or the model, which it cuts) and sends each rank its own.
     public var distributeFrom: Int?
+    /// Online rebalancing: every N steps, re-place experts from the routing seen (strategy,
+    /// spare slots per layer).
+    public var rebalanceEvery: Int?
+    public var rebalanceStrategy = "eplb"
+    public var rebalanceRedundant = 0
     /// Where received shards are kept (default: a temporary directory removed after loading).
     public var shardCache: String?
     /// Print per-rank statistics at the end (stderr), and/or write them as JSON.
@@ -236,6 +241,13 @@ public final class CoordinatorRun {
                 return ([], GenerationTimings(), try ClusterWorker.serve(model, world: comm))
             }
             let cluster = ClusterModel(model: model, world: comm)
+            if let every = configuration.rebalanceEvery {
+                guard let strategy = PlacementStrategy(rawValue: configuration.rebalanceStrategy) else {
+                    throw GenerationError("--rebalance-strategy: unknown strategy \(configuration.rebalanceStrategy)")
+                }
+                cluster.rebalance = Rebalancer(every: every, strategy: strategy, redundant: configuration.rebalanceRedundant,
+                                               log: { self.standardError($0) })
+            }
             let generated: (results: [SequenceResult], timings: GenerationTimings)
             do {
                 generated = try Generator(model: cluster, tokenizer: tokenizer).generate(

@@ -60,12 +60,18 @@ struct Coordinator: ParsableCommand {
     var stats = false
     @Option(help: "Write the per-rank statistics as JSON to this file.")
     var statsJSON: String?
+    @Option(help: "With --topology: every N forward steps, re-place the experts of expert-parallel stages from the routing seen since the last time, moving weights between ranks over MPI (reports moved bytes and imbalance before/after on stderr).")
+    var rebalanceEvery: Int?
+    @Option(help: "Strategy for --rebalance-every (a grok place strategy).") var rebalanceStrategy = "eplb"
+    @Option(help: "Spare expert slots per layer for --rebalance-every (EPLB's redundant experts).") var rebalanceRedundant = 0
     @Option(help: "Write the routing trace to this directory: every processed token's experts and gates in every layer, as NumPy files (Launch/routing-trace.md).")
     var traceRouting: String?
 
     func validate() throws {
         let sources = [prompt != nil, promptFile != nil, tokens != nil].filter { $0 }.count
         if sources > 1 { throw ValidationError("give only one of --prompt, --prompt-file, --tokens") }
+        if let rebalanceEvery, rebalanceEvery < 1 { throw ValidationError("--rebalance-every: expected ≥ 1, got \(rebalanceEvery)") }
+        if rebalanceEvery != nil && topology == nil && shards == nil { throw ValidationError("--rebalance-every needs --topology (expert-parallel stages)") }
         if shards != nil && model != nil { throw ValidationError("give --model or --shards, not both (a shard directory carries its model)") }
         if maxTokens < 0 { throw ValidationError("--max-tokens: expected an integer ≥ 0, got \(maxTokens)") }
         if threads < 1 || threads > 512 { throw ValidationError("--threads: expected 1…512, got \(threads)") }
@@ -107,6 +113,9 @@ struct Coordinator: ParsableCommand {
         c.shardCache = shardCache
         c.stats = stats
         c.statsJSON = statsJSON
+        c.rebalanceEvery = rebalanceEvery
+        c.rebalanceStrategy = rebalanceStrategy
+        c.rebalanceRedundant = rebalanceRedundant
         c.traceRoutingPath = traceRouting
         return c
     }

@@ -54,4 +54,30 @@ final class PlacementCLITests: XCTestCase {
         XCTAssertGreaterThan(evaluation.replicasUsed, 0, "the placement's replicas served rows")
         print("evaluate = runtime: rows per rank \(stats.map { ($0["expertTokens"] as! [String: [String: Int]]).values.flatMap(\.values).reduce(0, +) })")
     }
+
+    /// `--rebalance-every`: experts move between ranks over MPI mid-generation, following EPLB on
+    /// the routing seen; the model's outputs are exactly those of a run that never moves them.
+    func testOnlineRebalancingMovesExpertsAndKeepsTheOutput() throws {
+        let dir = try scratchDirectory(self)
+        let model = "\(dir)/skewed.gguf"
+        let synth = try launch("grok", ["synth", "--preset", "grok-1-tiny", "--vocab", "4096", "--router-skew", "1.2", "--seed", "3",
+                                        "--output", model])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let prompts = "\(dir)/prompts.txt"
+        try (1...6).map { "Prompt \($0) about experts on a cluster of servers" }.joined(separator: "\n")
+            .write(toFile: prompts, atomically: true, encoding: .utf8)
+        let args = ["--model", model, "--topology", D.topology("tiny-4r-ep4.json"), "--prompt-file", prompts, "--max-tokens", "12",
+                    "--temperature", "0", "--ignore-eos"]
+        let still = try runUnderMPI(ranks: 4, args + ["--logits-out", "\(dir)/still.npy"])
+        XCTAssertEqual(still.status, 0, still.stderr)
+        let moving = try runUnderMPI(ranks: 4, args + ["--logits-out", "\(dir)/moving.npy", "--rebalance-every", "3",
+                                                       "--rebalance-redundant", "4", "--stats"])
+        XCTAssertEqual(moving.status, 0, moving.stderr)
+        XCTAssertEqual(moving.stdout, still.stdout)
+        XCTAssertEqual(try NPY.readFloat32("\(dir)/moving.npy").values, try NPY.readFloat32("\(dir)/still.npy").values)
+        let reports = moving.stderrLines.filter { $0.hasPrefix("rebalance (eplb): ") }
+        XCTAssertGreaterThanOrEqual(reports.count, 3, moving.stderr)
+        XCTAssertTrue(reports.contains { $0.contains("moved") && !$0.contains("moved 0.00 MB") }, moving.stderr)
+        print(reports.joined(separator: "\n"))
+    }
 }
