@@ -1,6 +1,7 @@
 import Foundation
 import GrokCheckpoint
 import GrokModel
+import GrokTensor
 
 /// `grok synth --router-skew Z --router-affinity A`: routers biased so that expert popularity
 /// roughly follows Zipf(Z) per layer and tokens that chose expert i in layer l tend to choose
@@ -20,7 +21,10 @@ import GrokModel
 ///
 /// The base random router (same stream as the plain model) is kept. Written to the GGUF as
 /// `grokcluster.router.*` metadata: the options, each layer's experts hottest first and π_l.
-/// Nothing about this is exact: measure the trace (`grok-coordinator --trace-routing`).
+/// Then `calibrate` runs the written model on a seeded corpus and moves the router rows along ĉ
+/// until each layer's measured shares approach the Zipf targets (6 damped steps): on other text
+/// the hottest expert's share lands within about 10% of Zipf's and the intended order holds for
+/// the top ranks; the tail is noisier. Measure the trace (`grok-coordinator --trace-routing`).
 public final class SkewedRouting {
     public struct Options: Sendable, Equatable {
         /// Zipf exponent of expert popularity (0 = no popularity bias).
@@ -134,5 +138,76 @@ public final class SkewedRouting {
                 values[e * d + j] += Float(bias * common[j] + alpha * directions[l][e][j])
             }
         }
+    }
+
+    // MARK: - Calibration
+
+    /// Target share of the routed (token, slot) pairs for each popularity rank: Zipf(Z) over the
+    /// ranks, with no expert above 1/k (a token picks an expert at most once), renormalised.
+    var targetShares: [Double] {
+        let E = config.expertCount, k = Double(config.expertsPerToken)
+        var shares = (0..<E).map { pow(Double($0 + 1), -options.skew) }
+        for _ in 0..<E {   // cap and renormalise until stable
+            let total = shares.reduce(0, +)
+            shares = shares.map { min($0 / total, 1 / k) }
+            let free = 1 - shares.reduce(0, +)
+            let open = shares.indices.filter { shares[$0] < 1 / k }
+            if free < 1e-12 || open.isEmpty { break }
+            let openTotal = open.map { shares[$0] }.reduce(0, +)
+            for i in open { shares[i] += free * shares[i] / openTotal }
+        }
+        return shares
+    }
+
+    /// Runs the written model on a seeded random corpus, measures each layer's expert shares, and
+    /// moves every router row along ĉ by the log ratio of target to measured share (damped), in
+    /// place in the file, a few times: the construction alone lands near Zipf(Z), not on it,
+    /// because the residual stream's drift along ĉ is only estimated.
+    func calibrate(path: String, iterations: Int = 6, damping: Double = 0.8) throws {
+        guard options.skew > 0 else { return }
+        let L = config.layerCount, E = config.expertCount, k = config.expertsPerToken, d = config.modelWidth
+        let target = targetShares
+        for _ in 0..<iterations {
+            let shares = try measureShares(path: path)
+            let file = try GGUFFile(path: path)
+            var patches: [(offset: Int, bytes: [UInt8])] = []
+            for l in 0..<L {
+                let name = "blk.\(l).ffn_gate_inp.weight"
+                guard let info = file.tensor(name), info.dtype == .f32 else { continue }
+                var router = Array(UnsafeBufferPointer(start: file.data(of: info).baseAddress!.assumingMemoryBound(to: Float.self), count: E * d))
+                let mu = Self.commonWeight * Double(d).squareRoot() / (1 + Self.commonWeight * Self.commonWeight + Self.dilution * Double(l)).squareRoot()
+                for (rank, e) in popularity[l].enumerated() {
+                    let shift = damping * log(target[rank] / max(shares[l][e], 0.5 / Double(1 << 12))) / mu
+                    for j in 0..<d { router[e * d + j] += Float(shift * common[j]) }
+                }
+                patches.append((file.dataOffset + info.offset, router.withUnsafeBytes { Array($0) }))
+            }
+            guard let handle = FileHandle(forUpdatingAtPath: path) else {
+                throw GenerationError("\(path): cannot open the synthesized file to calibrate its routers")
+            }
+            for patch in patches {
+                handle.seek(toFileOffset: UInt64(patch.offset))
+                handle.write(Data(patch.bytes))
+            }
+            try handle.close()
+        }
+    }
+
+    /// Each layer's expert shares of the routed (token, slot) pairs over 24 seeded random
+    /// sequences of 24 tokens (one prefill step).
+    func measureShares(path: String) throws -> [[Double]] {
+        let L = config.layerCount, E = config.expertCount, k = config.expertsPerToken
+        let model = try GrokModel(source: GGUFFile(path: path), pool: ThreadPool(threads: 2))
+        let recorder = RoutingRecorder(expertsPerToken: k)
+        model.routingTrace = recorder
+        let ids = Synthesizer.gaussian(count: 24 * 24, std: 1, seed: seed, stream: "grokcluster.router.calibration")
+        let tokens = ids.map { Int32(abs(Int(($0 * 1e6).rounded())) % config.vocabularySize) }
+        let batch = ForwardBatch(tokens: tokens, slots: (0..<tokens.count).map { $0 / 24 }, positions: (0..<tokens.count).map { $0 % 24 })
+        _ = try model.forward(batch, cache: model.makeCache(slots: 24, capacity: 24), logitRows: [])
+        var shares = [[Double]](repeating: [Double](repeating: 0, count: E), count: L)
+        for r in 0..<recorder.count {
+            for j in 0..<k { shares[Int(recorder.layers[r])][Int(recorder.experts[r * k + j])] += 1 }
+        }
+        return shares.map { row in let total = row.reduce(0, +); return row.map { total > 0 ? $0 / total : 0 } }
     }
 }

@@ -121,6 +121,7 @@ public enum Synthesizer {
             norm(p + (grok2 ? Grok2.postFeedForwardNorm : Grok1.postFeedForwardNorm) + ".weight")
         }
         try w.write(to: path)
+        try skewed?.calibrate(path: path)
     }
 
     /// The `tokenizer.ggml.*` keys llama.cpp reads.
