@@ -433,10 +433,11 @@ extension CoordinatorRun {
         let parts = try comm.allgatherBytes(RoutingTraceFile.encode(recorder, sequenceOf: sequenceOf))
         try agree {
             guard comm.rank == 0 else { return }
-            let trace = try RoutingTraceFile.merge(parts, layers: model.config.layerCount, expertsPerToken: model.config.expertsPerToken)
+            let trace = try RoutingTraceFile.merge(parts, model: configuration.modelPath ?? configuration.shardsPath ?? "embedded",
+                                                   layers: model.config.layerCount, experts: model.config.expertCount,
+                                                   expertsPerToken: model.config.expertsPerToken)
             do {
-                try trace.write(to: directory, expertCount: model.config.expertCount,
-                                model: configuration.modelPath ?? configuration.shardsPath ?? "embedded")
+                try trace.write(to: directory)
             } catch {
                 throw GenerationError("--trace-routing: cannot write \(directory): \(error.localizedDescription)")
             }

@@ -205,7 +205,7 @@ public struct RoutingTrace: Sendable, Equatable {
         self.step = step
     }
 
-    /// Writes the trace in the format `init(directory:)` reads (tests and synthetic traces).
+    /// Writes the trace in the format `init(directory:)` reads (Launch/routing-trace.md).
     public func write(to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
@@ -214,10 +214,13 @@ public struct RoutingTrace: Sendable, Equatable {
         try NPY.write(gates, shape: [T, layers, expertsPerToken], to: path("gates.npy"))
         try NPY.write(sequence, shape: [T], to: path("sequence.npy"))
         try NPY.write(position, shape: [T], to: path("position.npy"))
-        let model = self.model.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        if let step { try NPY.write(step, shape: [T], to: path("step.npy")) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        let model = String(decoding: try encoder.encode([self.model]), as: UTF8.self).dropFirst().dropLast()   // a JSON string
         let meta = """
             {"format": "\(RoutingTrace.format)", "version": \(RoutingTrace.version), "layers": \(layers), "experts": \(experts), \
-            "expertsPerToken": \(expertsPerToken), "model": "\(model)", "tokens": \(T)}
+            "expertsPerToken": \(expertsPerToken), "model": \(model), "tokens": \(T)}
 
             """
         try Data(meta.utf8).write(to: URL(fileURLWithPath: path("meta.json")))

@@ -6,22 +6,8 @@ import GrokModel
 /// their gates, written as NumPy files (Launch/routing-trace.md). Each rank records the
 /// (token, layer) pairs it routed (`GrokModel.routingTrace`); at the end rank 0 gathers, merges
 /// and sorts them by (sequence, position, layer), so the files are the same whatever the layout.
-/// (Reading a trace back: `RoutingTrace(directory:)` in Placement.swift.)
-public struct RoutingTraceFile: Equatable {
-    public var layers: Int
-    public var expertsPerToken: Int
-    /// `[T]` sequence index (prompt order) and position of each token, sorted by (sequence, position).
-    public var sequence: [Int32] = []
-    public var position: [Int32] = []
-    /// `[T]` the forward micro-batch ("step") the token was processed in, counted from 0: the
-    /// rows of one step are what the expert-parallel dispatch shares out among owners.
-    public var step: [Int32] = []
-    /// `[T, L, k]` expert ids, best first, and their raw gate probabilities.
-    public var experts: [Int16] = []
-    public var gates: [Float] = []
-
-    public var tokens: Int { sequence.count }
-
+/// The trace itself, its writer and its reader are `RoutingTrace` (Placement.swift).
+public enum RoutingTraceFile {
     public struct Inconsistent: Error, CustomStringConvertible {
         public let description: String
     }
@@ -44,9 +30,10 @@ public struct RoutingTraceFile: Equatable {
         return bytes
     }
 
-    /// Merges every rank's encoded records into the trace of a run over `layers` layers. Each
-    /// (sequence, position) must have been recorded for every layer exactly once.
-    public static func merge(_ parts: [[UInt8]], layers: Int, expertsPerToken k: Int) throws -> RoutingTraceFile {
+    /// Merges every rank's encoded records into the trace of a run of `model` (`layers` layers,
+    /// `experts` experts). Each (sequence, position) must have been recorded for every layer
+    /// exactly once.
+    public static func merge(_ parts: [[UInt8]], model: String, layers: Int, experts: Int, expertsPerToken k: Int) throws -> RoutingTrace {
         struct Row { var sequence, position, layer, step: Int32; var experts: ArraySlice<Int16>; var gates: ArraySlice<Float> }
         var rows: [Row] = []
         for part in parts where !part.isEmpty {
@@ -72,11 +59,13 @@ public struct RoutingTraceFile: Equatable {
             }
         }
         rows.sort { ($0.sequence, $0.position, $0.layer) < ($1.sequence, $1.position, $1.layer) }
-        var trace = RoutingTraceFile(layers: layers, expertsPerToken: k)
+        var trace = RoutingTrace(model: model, layers: layers, experts: experts, expertsPerToken: k, choices: [], gates: [],
+                                 sequence: [], position: [], source: "(merged)")
+        var step: [Int32] = []
         guard rows.count % max(layers, 1) == 0 else {
             throw Inconsistent(description: "routing trace: \(rows.count) records is not a whole number of tokens × \(layers) layers")
         }
-        trace.experts.reserveCapacity(rows.count * k)
+        trace.choices.reserveCapacity(rows.count * k)
         trace.gates.reserveCapacity(rows.count * k)
         for t in stride(from: 0, to: rows.count, by: layers) {
             let first = rows[t]
@@ -85,13 +74,14 @@ public struct RoutingTraceFile: Equatable {
                 guard r.sequence == first.sequence, r.position == first.position, r.layer == Int32(l) else {
                     throw Inconsistent(description: "routing trace: sequence \(first.sequence) position \(first.position) does not have exactly one record per layer")
                 }
-                trace.experts += r.experts
+                trace.choices += r.experts
                 trace.gates += r.gates
             }
             trace.sequence.append(first.sequence)
             trace.position.append(first.position)
-            trace.step.append(first.step)
+            step.append(first.step)
         }
+        trace.step = step
         return trace
     }
 
@@ -107,24 +97,5 @@ public struct RoutingTraceFile: Equatable {
         } catch {
             throw GenerationError("--trace-routing: cannot write \(directory): \(error.localizedDescription)")
         }
-    }
-
-    /// Writes experts.npy, gates.npy, sequence.npy, position.npy and meta.json into `directory`
-    /// (created if missing).
-    public func write(to directory: String, expertCount: Int, model: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let url = URL(fileURLWithPath: directory)
-        let shape = [tokens, layers, expertsPerToken]
-        try NPY.write(experts, shape: shape, to: url.appendingPathComponent("experts.npy").path)
-        try NPY.write(gates, shape: shape, to: url.appendingPathComponent("gates.npy").path)
-        try NPY.write(sequence, shape: [tokens], to: url.appendingPathComponent("sequence.npy").path)
-        try NPY.write(position, shape: [tokens], to: url.appendingPathComponent("position.npy").path)
-        try NPY.write(step, shape: [tokens], to: url.appendingPathComponent("step.npy").path)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        let modelJSON = String(decoding: try encoder.encode([model]), as: UTF8.self).dropFirst().dropLast()
-        let meta = "{\"format\": \"grokcluster-routing-trace\", \"version\": 1, \"layers\": \(layers), \"experts\": \(expertCount), "
-            + "\"expertsPerToken\": \(expertsPerToken), \"model\": \(modelJSON), \"tokens\": \(tokens)}\n"
-        try Data(meta.utf8).write(to: url.appendingPathComponent("meta.json"))
     }
 }
