@@ -90,10 +90,11 @@ public enum Calibration {
     /// `Kernels.matmul`; median of `kernelRepetitions` after a warm-up.
     public static func measureKernels(_ options: Options, pools: [Int: ThreadPool], log: (String) -> Void = { _ in }) -> [ClusterProfile.KernelRate] {
         let cols = options.columns
-        var random = SplitMix(seed: 0x9E37_79B9)
+        var random = SplitMix64(seed: 0x9E37_79B9)
+        func value() -> Float { Float(random.next() >> 40) / Float(1 << 23) - 1 }   // deterministic, in [-1, 1)
         let seedRows = 64
-        let seedValues = (0..<seedRows * cols).map { _ in random.float() }
-        let x = (0..<options.matmatTokens * cols).map { _ in random.float() }
+        let seedValues = (0..<seedRows * cols).map { _ in value() }
+        let x = (0..<options.matmatTokens * cols).map { _ in value() }
         var rates: [ClusterProfile.KernelRate] = []
         for dtype in dtypes {
             log("kernels, \(dtype.name.lowercased()) …\n")
@@ -114,37 +115,21 @@ public enum Calibration {
             var y = [Float](repeating: 0, count: max(16 * rows, options.matmatTokens * batchRows))
             for t in options.threadCounts {
                 let pool = pools[t]!
-                let matvec = x.withUnsafeBufferPointer { xp in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        medianSeconds(options.kernelRepetitions) { Kernels.matmul(w, x: xp.baseAddress!, n: 1, y: yp.baseAddress!, pool: pool) }
-                    }
-                }
-                let matmat = x.withUnsafeBufferPointer { xp in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        medianSeconds(options.kernelRepetitions) {
-                            Kernels.matmul(batch, x: xp.baseAddress!, n: options.matmatTokens, y: yp.baseAddress!, pool: pool)
-                        }
-                    }
-                }
-                // 8 tokens over the matrix-vector matrix: the direct path the kernels take up to 16 tokens.
-                let small = x.withUnsafeBufferPointer { xp in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        medianSeconds(options.kernelRepetitions) {
-                            Kernels.matmul(w, x: xp.baseAddress!, n: 8, y: yp.baseAddress!, pool: pool)
-                        }
-                    }
-                }
-                // The direct path per token count (weight bytes ÷ time), for the planner to interpolate.
-                let direct = [1, 2, 4, 8, 16].map { n -> ClusterProfile.TokenRate in
-                    let seconds = n == 1 ? matvec : n == 8 ? small : x.withUnsafeBufferPointer { xp in
+                /// Median seconds of `m` times `n` tokens of x.
+                func time(_ m: WeightMatrix, tokens n: Int) -> Double {
+                    x.withUnsafeBufferPointer { xp in
                         y.withUnsafeMutableBufferPointer { yp in
-                            medianSeconds(options.kernelRepetitions) {
-                                Kernels.matmul(w, x: xp.baseAddress!, n: n, y: yp.baseAddress!, pool: pool)
-                            }
+                            medianSeconds(options.kernelRepetitions) { Kernels.matmul(m, x: xp.baseAddress!, n: n, y: yp.baseAddress!, pool: pool) }
                         }
                     }
-                    return ClusterProfile.TokenRate(tokens: n, bytesPerSecond: Double(w.byteCount) / seconds)
                 }
+                let matvec = time(w, tokens: 1)
+                let matmat = time(batch, tokens: options.matmatTokens)
+                // The direct path per token count (weight bytes ÷ time), for the planner to interpolate;
+                // 8 tokens also gives the small-batch FLOP rate.
+                let directSeconds = [1: matvec, 2: time(w, tokens: 2), 4: time(w, tokens: 4), 8: time(w, tokens: 8), 16: time(w, tokens: 16)]
+                let small = directSeconds[8]!
+                let direct = directSeconds.keys.sorted().map { ClusterProfile.TokenRate(tokens: $0, bytesPerSecond: Double(w.byteCount) / directSeconds[$0]!) }
                 let flops = 2 * Double(batchRows) * Double(cols) * Double(options.matmatTokens)
                 rates.append(ClusterProfile.KernelRate(dtype: dtype.name.lowercased(), threads: t,
                                                        matvecBytesPerSecond: Double(w.byteCount) / matvec,
@@ -512,20 +497,6 @@ public enum Calibration {
         let s = values.sorted()
         guard !s.isEmpty else { return 0 }
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
-
-    /// Deterministic test data in [-1, 1).
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
     }
 }
 
