@@ -115,6 +115,13 @@ public final class SkewedRouting {
         w.set("grokcluster.router.affinity_map", .array(affinityMap.flatMap { $0 }.map { .int32(Int32($0)) }))
     }
 
+    /// The estimated component along ĉ of a token's router input at layer `l`: κ√d diluted by
+    /// the residual contributions of the layers before it (see the construction above).
+    func commonProjection(layer l: Int) -> Double {
+        Self.commonWeight * Double(config.modelWidth).squareRoot()
+            / (1 + Self.commonWeight * Self.commonWeight + Self.dilution * Double(l)).squareRoot()
+    }
+
     /// Adds the construction's components to a tensor's values as drawn (others unchanged).
     func adjust(_ tensor: String, _ values: inout [Float]) {
         let d = config.modelWidth, E = config.expertCount
@@ -129,8 +136,8 @@ public final class SkewedRouting {
         // Centred log-popularity per rank, in logit units.
         let logs = (0..<E).map { -options.skew * log(Double($0 + 1)) }
         let mean = logs.reduce(0, +) / Double(E)
-        let kappa = Self.commonWeight, alpha = Self.directionWeight
-        let mu = kappa * Double(d).squareRoot() / (1 + kappa * kappa + Self.dilution * Double(l)).squareRoot()
+        let alpha = Self.directionWeight
+        let mu = commonProjection(layer: l)
         let gain = Self.gainFactor * (1 + alpha * alpha).squareRoot()
         for (rank, e) in popularity[l].enumerated() {
             let bias = gain * (logs[rank] - mean) / mu
@@ -165,7 +172,7 @@ public final class SkewedRouting {
     /// because the residual stream's drift along ĉ is only estimated.
     func calibrate(path: String, iterations: Int = 6, damping: Double = 0.8) throws {
         guard options.skew > 0 else { return }
-        let L = config.layerCount, E = config.expertCount, k = config.expertsPerToken, d = config.modelWidth
+        let L = config.layerCount, E = config.expertCount, d = config.modelWidth
         let target = targetShares
         for _ in 0..<iterations {
             let shares = try measureShares(path: path)
@@ -175,7 +182,7 @@ public final class SkewedRouting {
                 let name = "blk.\(l).ffn_gate_inp.weight"
                 guard let info = file.tensor(name), info.dtype == .f32 else { continue }
                 var router = Array(UnsafeBufferPointer(start: file.data(of: info).baseAddress!.assumingMemoryBound(to: Float.self), count: E * d))
-                let mu = Self.commonWeight * Double(d).squareRoot() / (1 + Self.commonWeight * Self.commonWeight + Self.dilution * Double(l)).squareRoot()
+                let mu = commonProjection(layer: l)
                 for (rank, e) in popularity[l].enumerated() {
                     let shift = damping * log(target[rank] / max(shares[l][e], 0.5 / Double(1 << 12))) / mu
                     for j in 0..<d { router[e * d + j] += Float(shift * common[j]) }
