@@ -87,7 +87,7 @@ public struct Planner {
         let plans = topology.plans(shape: shape)
         let stages = plans[0].stages
         let sequences = max(batch, 1)
-        let micro = stages.count > 1 ? min(topology.effectiveMicroBatches, sequences) : 1
+        let micro = microBatchesInStep
         let perMicro = Double(sequences) / Double(micro)
         let bandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
         let draws = expertDraws(tokens: perMicro)
@@ -153,7 +153,7 @@ public struct Planner {
                           micro: Int) -> (cost: RankCost, microSeconds: [Double], microCompute: [Double]) {
         let blocks = WeightBlock.list(config: config, plan: plan)
         let stage = plan.stagePlan, P = stage.ranks.count, d = Double(config.modelWidth)
-        var held = 0.0, dense = 0.0, expertBytes: [Int: [Int: Double]] = [:], embedding = 0.0
+        var held = 0.0, dense = 0.0, expertBytes: [Int: [Int: Double]] = [:]
         var seen = Set<WeightBlock>()
         for b in blocks where seen.insert(b).inserted {
             let size = bytes(b)
@@ -162,7 +162,7 @@ public struct Planner {
                 expertBytes[layer, default: [:]][e, default: 0] += size
             } else if b.name == "token_embd.weight" && b.rows == plan.embeddingRows && !plan.embeddingRows.isEmpty
                         && !(plan.outputRows == b.rows && config.tiedEmbeddings) {
-                embedding += size
+                continue   // embedding rows: only the step's tokens' rows are read (counted with the activations)
             } else {
                 dense += size   // attention, dense MLP, router, norms, output head: read every micro-batch
             }
@@ -259,12 +259,10 @@ public struct Planner {
     /// micro-batch at a time, where only one stage works at once.
     var activeRanksPerNode: Int {
         let stages = topology.stages.count
-        guard stages > 1, currentMicroBatches <= 1 else { return ranksPerNode }
+        guard stages > 1, microBatchesInStep <= 1 else { return ranksPerNode }
         let largest = topology.stages.map(\.ranks.count).max() ?? 1
         return max(1, min(ranksPerNode, largest))
     }
-    /// Set by `predict` for the step being modelled.
-    private var currentMicroBatches: Int { microBatchesInStep }
 
     /// Kernel rates shared out when the ranks of a node ask for more threads than it has cores.
     private func scaled(_ k: (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double))
