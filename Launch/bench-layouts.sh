@@ -23,10 +23,8 @@ TOKENS=${TOKENS:-64}
 BATCH=${BATCH:-1}
 LAYOUTS=${LAYOUTS:-"1r:tiny-1r 1r-2threads:tiny-1r tp2+ep:tiny-2r-tp2 tp2+slice:tiny-2r-slice2 ep2:tiny-2r-ep2 pp2:tiny-2r-pp2"}
 
-bash Launch/setup.sh
-swift build -c release >&2
-bin=$(swift build -c release --show-bin-path)
-source Launch/env.sh
+source Launch/lib.sh
+build_release
 mkdir -p "$DIR"
 model="$DIR/grok1-1gb-$DTYPE.gguf"
 [ -f "$model" ] || "$bin/grok" synth --preset grok-1-small --width 2048 --heads 16 --kv-heads 2 --head-dim 128 \
@@ -41,7 +39,7 @@ printf "%-12s %-22s %6s %12s  %s\n" layout topology ranks "decode tok/s" "per ra
 for pair in $LAYOUTS; do
   label=${pair%%:*}; topology=Topologies/${pair#*:}.json
   threads=1; bind=(); [[ $label == *-2threads ]] && { threads=2; bind=(--bind-to none); }  # mpirun binds ≤2 ranks to one core each
-  ranks=$(grep -o '"worldSize"[[:space:]]*:[[:space:]]*[0-9]*' "$topology" | grep -o '[0-9]*$')
+  ranks=$(world_size "$topology")
   stats="$DIR/stats-$label.json"
   line=$(mpirun --oversubscribe --timeout 600 "${bind[@]}" -np "$ranks" "$bin/grok-coordinator" --model "$model" --topology "$topology" \
     "${prompt[@]}" --max-tokens "$TOKENS" --temperature 0 --ignore-eos --threads "$threads" \

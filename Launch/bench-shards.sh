@@ -21,12 +21,10 @@ DTYPES=${DTYPES:-"f32 bf16 q8_0"}
 TOPOLOGY=${TOPOLOGY:-Topologies/tiny-2r-tp2.json}
 ZSTD_LEVEL=${ZSTD_LEVEL:-3}
 
-bash Launch/setup.sh
-swift build -c release >&2
-bin=$(swift build -c release --show-bin-path)
-source Launch/env.sh
+source Launch/lib.sh
+build_release
 mkdir -p "$DIR"
-ranks=$(grep -o '"worldSize"[[:space:]]*:[[:space:]]*[0-9]*' "$TOPOLOGY" | grep -o '[0-9]*$')
+ranks=$(world_size "$TOPOLOGY")
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 load_seconds() {  # the slowest rank's load time, and load + first forward step
   python3 -c "import json,sys; r = json.load(open(sys.argv[1])); print('%.2f/%.2f' % (max(x['loadSeconds'] for x in r), max(x['loadSeconds'] + x['forwardSeconds'] for x in r)))" "$1"

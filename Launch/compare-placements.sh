@@ -19,10 +19,8 @@ REDUNDANT=${REDUNDANT:-4}
 TOKENS=${TOKENS:-24}
 STRATEGIES=${STRATEGIES:-"contiguous round-robin greedy eplb shadow affinity"}
 
-bash Launch/setup.sh
-swift build -c release >&2
-bin=$(swift build -c release --show-bin-path)
-source Launch/env.sh
+source Launch/lib.sh
+build_release
 mkdir -p "$DIR"
 model="$DIR/skewed-small.gguf"
 [ -f "$model" ] || "$bin/grok" synth --preset grok-1-small --dtype q8_0 --router-skew 1.2 --router-affinity 0.5 --seed 11 \

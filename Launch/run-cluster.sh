@@ -27,8 +27,8 @@ IFACE=${IFACE:-}
 TIMEOUT=${TIMEOUT:-3600}
 BIN=${BIN:-.build/release}
 
-ranks=$(grep -o '"worldSize"[[:space:]]*:[[:space:]]*[0-9]*' "$TOPOLOGY" | grep -o '[0-9]*$') \
-  || { echo "run-cluster: $TOPOLOGY has no \"worldSize\"" >&2; exit 1; }
+source Launch/lib.sh
+ranks=$(world_size "$TOPOLOGY")
 "$BIN/grok" topology explain "$TOPOLOGY" --model "${MODEL:-embedded}" >&2
 mca=(--mca btl "self,vader,$NETWORK")
 [ "$NETWORK" = ucx ] && mca=(--mca pml ucx)

@@ -22,12 +22,9 @@ CONFIG=${CONFIG:-release}
 TIMEOUT=${TIMEOUT:-600}
 EXPLAIN=${EXPLAIN:-1}
 
-bash Launch/setup.sh
-swift build -c "$CONFIG" >&2
-bin=$(swift build -c "$CONFIG" --show-bin-path)
-source Launch/env.sh
-ranks=$(grep -o '"worldSize"[[:space:]]*:[[:space:]]*[0-9]*' "$TOPOLOGY" | grep -o '[0-9]*$') \
-  || { echo "run-local: $TOPOLOGY has no \"worldSize\"" >&2; exit 1; }
+source Launch/lib.sh
+build_release "$CONFIG"
+ranks=$(world_size "$TOPOLOGY")
 model_args=(); [ -n "$MODEL" ] && model_args=(--model "$MODEL")
 if [ "$EXPLAIN" = 1 ]; then
   "$bin/grok" topology explain "$TOPOLOGY" --model "${MODEL:-embedded}" >&2

@@ -18,10 +18,8 @@ TOKENS=${TOKENS:-32}
 REPEAT=${REPEAT:-3}
 RECALIBRATE=${RECALIBRATE:-0}
 
-bash Launch/setup.sh
-swift build -c release >&2
-bin=$(swift build -c release --show-bin-path)
-source Launch/env.sh
+source Launch/lib.sh
+build_release
 mkdir -p "$DIR"
 if [ "$RECALIBRATE" = 1 ] || [ ! -f "$DIR/cluster.json" ]; then
   mpirun --oversubscribe --bind-to none -np 2 "$bin/grok" calibrate --out "$DIR/cluster.json" >&2
