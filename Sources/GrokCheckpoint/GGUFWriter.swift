@@ -85,6 +85,16 @@ public struct GGUFWriter {
     ///
     /// - Throws: ``CheckpointError`` for a problem recorded while adding, a metadata array whose
     ///   elements differ in type, a producer returning the wrong number of bytes, or an I/O failure.
+    /// Writes the file under `directory` with a unique name starting `prefix`, maps it and
+    /// unlinks it (the mapping stays valid): an in-memory GGUF, e.g. the metadata a converted
+    /// checkpoint presents.
+    public func writeAndMapTemporary(in directory: String, prefix: String) throws -> GGUFFile {
+        let path = (directory.hasSuffix("/") ? directory : directory + "/") + "\(prefix)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).gguf"
+        try write(to: path)
+        defer { unlink(path) }
+        return try GGUFFile(path: path)
+    }
+
     public func write(to path: String) throws {
         if let problem {
             throw CheckpointError(file: path, field: problem.field, expected: problem.expected, found: problem.found)

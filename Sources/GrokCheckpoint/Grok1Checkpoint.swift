@@ -75,10 +75,7 @@ public final class Grok1Checkpoint: TensorSource, @unchecked Sendable {
             }
             for (key, value) in tokenizer.ggufMetadata { writer.set(key, value) }
         }
-        let metadataPath = (temporaryDirectory as NSString).appendingPathComponent("grok1-ckpt-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).gguf")
-        try writer.write(to: metadataPath)
-        defer { unlink(metadataPath) }
-        metadataFile = try GGUFFile(path: metadataPath)
+        metadataFile = try writer.writeAndMapTemporary(in: temporaryDirectory, prefix: "grok1-ckpt")
     }
 
     /// (`ckpt-0`, the directory holding it) for `directory`, which is either.

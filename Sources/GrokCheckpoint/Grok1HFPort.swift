@@ -83,10 +83,7 @@ public final class Grok1HFPort: TensorSource {
         if FileManager.default.fileExists(atPath: inside("tokenizer.model")) {
             for (key, value) in try SentencePieceModel(path: inside("tokenizer.model")).ggufMetadata { writer.set(key, value) }
         }
-        let metadataPath = (temporaryDirectory as NSString).appendingPathComponent("grok1-port-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).gguf")
-        try writer.write(to: metadataPath)
-        defer { unlink(metadataPath) }
-        metadataFile = try GGUFFile(path: metadataPath)
+        metadataFile = try writer.writeAndMapTemporary(in: temporaryDirectory, prefix: "grok1-port")
     }
 
     public func tensor(_ name: String) -> GGUFTensorInfo? { tensors.tensor(name) }

@@ -73,10 +73,7 @@ public final class Grok2Release: TensorSource {
         for (key, value) in try vocabulary.ggufMetadata(tokenCount: config.vocabularySize, file: inside("tokenizer.tok.json")) {
             writer.set(key, value)
         }
-        let metadataPath = (temporaryDirectory as NSString).appendingPathComponent("grok2-release-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).gguf")
-        try writer.write(to: metadataPath)
-        defer { unlink(metadataPath) }
-        metadataFile = try GGUFFile(path: metadataPath)
+        metadataFile = try writer.writeAndMapTemporary(in: temporaryDirectory, prefix: "grok2-release")
     }
 
     private static func listing(_ directory: String) throws -> [String] {
