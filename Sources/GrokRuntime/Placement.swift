@@ -340,42 +340,10 @@ public struct ExpertPlacement: Sendable, Equatable, Codable {
                         source: "grok place")
     }
 
-    /// The layout file of `topology(…)` (the schema of Topologies/README.md): one stage, layer 0's
-    /// placement as the stage's, every other layer under "layers".
+    /// The layout file of `topology(…)`: one stage, layer 0's placement as the stage's, every
+    /// other layer under "layers".
     public func layoutJSON(description: String, model: String?, tensorParallel: Bool) -> String {
-        func escape(_ s: String) -> String {
-            var out = ""
-            for c in s.unicodeScalars {
-                switch c {
-                case "\\": out += "\\\\"
-                case "\"": out += "\\\""
-                case "\n": out += "\\n"
-                case "\t": out += "\\t"
-                default:
-                    if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-                }
-            }
-            return out
-        }
-        func list(_ p: [[Int]]) -> String { "[" + p.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: ", ") + "]" }
-        var lines = ["{", "  \"description\": \"\(escape(description))\","]
-        if let model { lines.append("  \"model\": \"\(escape(model))\",") }
-        lines.append("  \"worldSize\": \(ranks),")
-        lines.append("  \"stages\": [")
-        let span = layers.count == 1 ? "0" : "0-\(layers.count - 1)"
-        lines.append("    { \"layers\": \"\(span)\", \"ranks\": [\((0..<ranks).map(String.init).joined(separator: ", "))], \"tensorParallel\": \(tensorParallel),")
-        lines.append("      \"experts\": {")
-        lines.append("        \"mode\": \"parallel\",")
-        lines.append("        \"placement\": \(list(layers.first ?? []))" + (layers.count > 1 ? "," : ""))
-        if layers.count > 1 {
-            lines.append("        \"layers\": {")
-            for l in 1..<layers.count {
-                lines.append("          \"\(l)\": \(list(layers[l]))" + (l == layers.count - 1 ? "" : ","))
-            }
-            lines.append("        }")
-        }
-        lines += ["      } }", "  ]", "}"]
-        return lines.joined(separator: "\n") + "\n"
+        topology(description: description, model: model, tensorParallel: tensorParallel).layoutFileText
     }
 
     /// The placement of a one-stage parallel layout (stage-local ranks), or why it has none.

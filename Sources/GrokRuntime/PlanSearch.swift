@@ -84,19 +84,10 @@ public enum PlanSearch {
                         worldSize: nodes, stages: list, source: "search")
     }
 
-    /// `topology` as a layout file (the schema of Topologies/README.md).
+    /// `topology` as a layout file, its description followed by `reason`.
     public static func json(_ t: Topology, reason: String) -> String {
-        func escape(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
-        var lines = ["{", "  \"description\": \"\(escape(t.description)). \(escape(reason))\",", "  \"worldSize\": \(t.worldSize),"]
-        if let m = t.microBatches { lines.append("  \"microBatches\": \(m),") }
-        lines.append("  \"stages\": [")
-        for (i, s) in t.stages.enumerated() {
-            let layers = s.layers.count == 1 ? "\(s.layers.lowerBound)" : "\(s.layers.lowerBound)-\(s.layers.upperBound - 1)"
-            let experts = s.experts.mode == .slice ? "{ \"mode\": \"slice\" }" : "{ \"mode\": \"parallel\", \"rule\": \"\(s.experts.rule.rawValue)\" }"
-            lines.append("    { \"layers\": \"\(layers)\", \"ranks\": \(s.ranks), \"tensorParallel\": \(s.tensorParallel), \"experts\": \(experts) }"
-                         + (i == t.stages.count - 1 ? "" : ","))
-        }
-        lines += ["  ]", "}"]
-        return lines.joined(separator: "\n") + "\n"
+        var t = t
+        t.description += ". " + reason
+        return t.layoutFileText
     }
 }
