@@ -1,5 +1,6 @@
 import Foundation
 import GrokModel
+import GrokCheckpoint
 import GrokComm
 import GrokTensor
 
@@ -30,6 +31,13 @@ public enum Calibration {
         public var columns = 4096
         /// Timed repetitions of each kernel measurement (after one warm-up); the median is kept.
         public var kernelRepetitions = 5
+        /// The probe model whose decode steps measure the forward pass's costs beyond its matrix
+        /// products: a Grok-1 of this width and layer count with 2 experts of `probeFFN` (top-2,
+        /// so every step reads every matrix), f32. The default is ~0.4 GB, far beyond any
+        /// last-level cache.
+        public var probeWidth = 768
+        public var probeLayers = 6
+        public var probeFFN = 3072
         /// Largest message (bytes one rank contributes or sends); sizes are 8 B and 16 B, 64 B, … (powers of 4) up to it.
         public var maxMessageBytes = 16 << 20
         /// Timed repetitions per message size: small (≤ 64 KiB), medium (≤ 1 MiB), large; after `warmup` untimed ones.
@@ -49,6 +57,9 @@ public enum Calibration {
             o.matmatRows = 256
             o.columns = 2048
             o.kernelRepetitions = 3
+            o.probeWidth = 256
+            o.probeLayers = 2
+            o.probeFFN = 512
             o.maxMessageBytes = 1 << 20
             o.messageRepetitions = (small: 10, medium: 5, large: 3)
             o.warmup = 1
@@ -77,11 +88,13 @@ public enum Calibration {
     // MARK: - Node
 
     /// Read bandwidth with each of `options.threadCounts` threads (`MemoryBandwidth.measureRead`:
-    /// best of several passes over `options.readBytes`).
+    /// the median of 7 passes over `options.readBytes`: this is what runs see, and it moves less
+    /// than the fastest pass on a shared machine).
     public static func measureReadBandwidth(_ options: Options, pools: [Int: ThreadPool], log: (String) -> Void = { _ in }) -> [ClusterProfile.ThreadRate] {
         options.threadCounts.map { t in
             log("read bandwidth, \(t) thread\(t == 1 ? "" : "s") …\n")
-            return ClusterProfile.ThreadRate(threads: t, bytesPerSecond: MemoryBandwidth.measureRead(bytes: options.readBytes, threads: t, pool: pools[t]))
+            return ClusterProfile.ThreadRate(threads: t, bytesPerSecond: MemoryBandwidth.measureRead(bytes: options.readBytes, threads: t, pool: pools[t],
+                                                                                                    statistic: .median, passes: 7))
         }
     }
 
@@ -148,7 +161,7 @@ public enum Calibration {
         for t in options.threadCounts { pools[t] = ThreadPool(threads: t) }
         let bandwidth = measureReadBandwidth(options, pools: pools, log: log)
         let kernels = measureKernels(options, pools: pools, log: log)
-        let overhead = (try? measureOverhead(kernels: kernels, log: log)) ?? (layer: 0, tokenLayer: 0)
+        let overhead = (try? measureOverhead(options, log: log)) ?? (layer: 0, tokenLayer: 0)
         var node = ClusterProfile.Node(memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
                                        cores: ProcessInfo.processInfo.activeProcessorCount,
                                        readBandwidth: bandwidth, kernels: kernels,
@@ -167,32 +180,69 @@ public enum Calibration {
         return (time(Ops.geluTanh), time(Ops.geluErf))
     }
 
-    /// The forward pass's costs beyond streaming weights: decode steps of the embedded tiny model
-    /// (18 MB, so weights are a small part) at batch 1 and 8, minus the weight-read time the
-    /// kernel rates predict, split into a per-layer and a per-layer-per-token part.
-    static func measureOverhead(kernels: [ClusterProfile.KernelRate], log: (String) -> Void) throws -> (layer: Double, tokenLayer: Double) {
-        log("forward-pass overhead …\n")
-        let model = try GrokModel(source: ModelSource.embeddedDefault(), pool: ThreadPool(threads: 1))
-        let c = model.config
-        func step(batch: Int) throws -> Double {
-            let cache = model.makeCache(slots: batch, capacity: 80)
+    /// The forward pass's costs beyond its matrix products (norms, RoPE, attention, routing,
+    /// buffers, hand-offs), per layer and per layer-token: decode steps of a synthesized probe
+    /// model (`options.probe…`, written to a temporary file and mapped as the runtime maps a
+    /// GGUF) at batch 1 and 8, minus what its weights take through the kernels at that token
+    /// count and minus the FFN activation (priced on its own), over the layers. The kernels are
+    /// timed on a matrix beside the probe in the same rounds, so that the machine's drift
+    /// between measurements does not land in the difference; median of 3 rounds.
+    static func measureOverhead(_ options: Options, log: (String) -> Void) throws -> (layer: Double, tokenLayer: Double) {
+        log("forward-pass overhead (probe model) …\n")
+        var c = Grok1.small
+        c.modelWidth = options.probeWidth; c.layerCount = options.probeLayers; c.expertFFNWidth = options.probeFFN
+        c.queryHeads = max(1, options.probeWidth / 128); c.headDim = options.probeWidth / c.queryHeads; c.kvHeads = 1
+        c.expertCount = 2; c.expertsPerToken = 2; c.contextLength = 256
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("grok-calibrate-probe-\(getpid()).gguf")
+        try Synthesizer.write(c, dtype: .f32, seed: 7, name: "calibration probe", to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let pool = ThreadPool(threads: 1)
+        let model = try GrokModel(source: GGUFFile(path: path), pool: pool)
+        let weights = Double(model.activeWeightBytesPerToken)
+        let layers = Double(c.layerCount)
+        let gelu = measureActivation().tanh * Double(c.expertsPerToken * c.expertFFNWidth)    // per layer-token
+
+        // A matrix as large as the probe's weights, for the kernels' rate at 1 and 8 tokens.
+        let cols = c.modelWidth, rows = max(64, Int(weights) / (cols * 4))
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
+        defer { storage.deallocate() }
+        for i in 0..<(rows * cols) { storage[i] = Float(i % 1009) / 1009 - 0.5 }
+        let matrix = WeightMatrix(base: UnsafeRawPointer(storage), dtype: .f32, rows: rows, cols: cols)
+        let x = [Float](repeating: 0.01, count: 8 * cols)
+        var y = [Float](repeating: 0, count: 8 * rows)
+        func kernelSeconds(tokens n: Int) -> Double {
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    medianSeconds(options.kernelRepetitions) { Kernels.matmul(matrix, x: xp.baseAddress!, n: n, y: yp.baseAddress!, pool: pool) }
+                }
+            } * weights / Double(matrix.byteCount)
+        }
+        let cache = model.makeCache(slots: 8, capacity: c.contextLength)
+        var position = 0
+        func stepSeconds(batch: Int) throws -> Double {
             var times: [Double] = []
-            for position in 0..<40 {
+            for _ in 0..<12 {
+                if position >= c.contextLength { position = 0 }   // positions are rewritten in place
                 let b = ForwardBatch(tokens: (0..<batch).map { Int32(($0 * 31 + position * 7) % c.vocabularySize) },
                                      slots: Array(0..<batch), positions: Array(repeating: position, count: batch))
                 let start = DispatchTime.now().uptimeNanoseconds
                 _ = try model.forward(b, cache: cache, logitRows: Array(0..<batch))
-                if position >= 8 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                position += 1
             }
-            return times.sorted()[times.count / 2]
+            return median(Array(times.dropFirst(2)))
         }
-        let matvec = kernels.first { $0.dtype == "f32" && $0.threads == 1 }?.matvecBytesPerSecond ?? 30e9
-        let weights = Double(model.activeWeightBytesPerToken) / matvec
-        let one = try step(batch: 1), eight = try step(batch: 8)
-        let layers = Double(c.layerCount)
-        let tokenLayer = max(0, (eight - one) / 7 / layers)
-        let layer = max(0, (one - weights) / layers - tokenLayer)
-        return (layer, tokenLayer)
+        // Per layer, the excess e(n) over the kernels and the activation at n tokens; fitted as
+        // a + b·n through n = 1 and 8. A negative a (the per-token part grows faster than
+        // linearly from 1 token) leaves a = 0 and b = e(8)/8.
+        var one: [Double] = [], eight: [Double] = []
+        for _ in 0..<3 {
+            one.append((try stepSeconds(batch: 1) - kernelSeconds(tokens: 1) - layers * gelu) / layers)
+            eight.append((try stepSeconds(batch: 8) - kernelSeconds(tokens: 8) - 8 * layers * gelu) / layers)
+        }
+        let e1 = max(0, median(one)), e8 = max(0, median(eight))
+        let b = max(0, (e8 - e1) / 7), a = e1 - b
+        return a >= 0 ? (a, b) : (0, e8 / 8)
     }
 
     // MARK: - Network
@@ -396,9 +446,16 @@ public enum Calibration {
         // Ranks sharing rank 0's host stream at once, one thread each: their share of its bus.
         let local = perRank.filter { $0 == perRank[0] }.count
         var streamed: [Float] = [0]
-        if local > 1 && perRank[comm.rank] == perRank[0] {
-            log("read bandwidth, \(local) processes at once …\n")
-            streamed[0] = Float(MemoryBandwidth.measureRead(bytes: options.readBytes, threads: 1, pool: nil) / 1e9)
+        // Every process of the host writes its buffer, then all start reading together (a barrier
+        // of the host's ranks), so that the median pass is one where all of them stream.
+        let host = local > 1 ? try comm.split(color: perRank[comm.rank] == perRank[0] ? 0 : nil, key: comm.rank) : nil
+        if let host {
+            if comm.rank == 0 { log("read bandwidth, \(local) processes at once …\n") }
+            var failure: Error?
+            streamed[0] = Float(MemoryBandwidth.measureRead(bytes: options.readBytes, threads: 1, pool: nil, statistic: .median, passes: 7) {
+                do { try host.barrier() } catch { failure = error }
+            } / 1e9)
+            if let failure { throw failure }
         }
         try comm.allreduceSum(&streamed, count: 1)
         if comm.rank == 0, local > 1, let solo = node?.readBandwidth.first(where: { $0.threads == 1 }) {

@@ -24,11 +24,11 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         /// on a tiny model by `grok calibrate`; absent: 0.
         public var layerOverheadSeconds: Double?
         public var tokenLayerOverheadSeconds: Double?
-        /// Seconds per element of the FFN activation (gelu(gate)·up) with tanh (Grok-1) and erf
-        /// (Grok-2) GELU, one thread; absent: 0.
         /// Read bandwidth of each of N single-thread processes streaming at once (`threads` = N):
         /// how ranks sharing a node share its memory bus; absent: the thread figures, shared out.
         public var processReadBandwidth: [ThreadRate]?
+        /// Seconds per element of the FFN activation (gelu(gate)·up) with tanh (Grok-1) and erf
+        /// (Grok-2) GELU, one thread; absent: 0.
         public var geluTanhSecondsPerElement: Double?
         public var geluErfSecondsPerElement: Double?
 
@@ -158,10 +158,9 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         interpolate(node.readBandwidth.map { (Double($0.threads), $0.bytesPerSecond) }, at: Double(threads))
     }
 
-    /// The kernel rates for `dtype` at `threads` (interpolated over measured thread counts; the
-    /// nearest measured dtype's when this one was not measured).
     /// The kernels' rates for `dtype` at `threads` and `tokens` tokens per matrix product: the
-    /// small-batch FLOP rate up to 16 tokens (the kernels' direct path), matmat's beyond.
+    /// small-batch FLOP rate up to 16 tokens (the kernels' direct path), matmat's beyond;
+    /// interpolated over measured thread counts, f32's when this dtype was not measured.
     public func kernel(_ dtype: String, threads: Int, tokens: Double = 64) -> (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double) {
         var rows = node.kernels.filter { $0.dtype == dtype }
         if rows.isEmpty { rows = node.kernels.filter { $0.dtype == "f32" } }
@@ -173,7 +172,9 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
 
     /// Each rank's read bandwidth when `ranks` ranks of `threads` threads stream on one node.
     public func perRankBandwidth(ranks: Int, threads: Int) -> Double {
-        if threads == 1, ranks > 1, let processes = node.processReadBandwidth, !processes.isEmpty {
+        if threads == 1, ranks > 1, let processes = node.processReadBandwidth, let most = processes.max(by: { $0.threads < $1.threads }) {
+            // Beyond the most processes measured the node's total stays, shared by more ranks.
+            if ranks > most.threads { return most.bytesPerSecond * Double(most.threads) / Double(ranks) }
             return interpolate(processes.map { (Double($0.threads), $0.bytesPerSecond) }, at: Double(ranks))
         }
         return readBandwidth(threads: min(threads * ranks, node.cores)) / Double(ranks)

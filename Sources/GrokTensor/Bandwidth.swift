@@ -3,11 +3,18 @@ import Foundation
 /// Streaming-read bandwidth of this machine: the denominator of the "fraction of the bandwidth
 /// floor" figures (decode reads every active weight once per token).
 public enum MemoryBandwidth {
+    /// Which pass a measurement reports: the fastest (what the machine can do), or the median
+    /// (what a long run sees on a machine whose speed varies, or beside other processes).
+    public enum Statistic: Sendable { case best, median }
+
     /// Bytes per second read by `threads` threads summing disjoint parts of a `bytes`-byte buffer
-    /// (default 1 GiB, far beyond any L3) with SIMD loads: best of several passes after a warm-up.
-    /// `pool` (with at least `threads` threads) runs the parts; nil or threads == 1 reads on the
-    /// calling thread.
-    public static func measureRead(bytes: Int = 1 << 30, threads: Int, pool: ThreadPool?) -> Double {
+    /// (default 1 GiB, far beyond any L3) with SIMD loads: the `statistic` of `passes` passes
+    /// after a warm-up. `pool` (with at least `threads` threads) runs the parts; nil or threads
+    /// == 1 reads on the calling thread. `ready` runs once the buffer is written, before the
+    /// warm-up: processes measuring together synchronise there, so that every timed pass of
+    /// each overlaps the others' (not their page faulting).
+    public static func measureRead(bytes: Int = 1 << 30, threads: Int, pool: ThreadPool?, statistic: Statistic = .best,
+                                   passes: Int = 5, ready: () -> Void = {}) -> Double {
         precondition(threads >= 1 && (threads == 1 || (pool?.threads ?? 0) >= threads),
                      "reading with \(threads) threads needs a pool of at least \(threads)")
         let unit = 256 * threads
@@ -28,8 +35,9 @@ public enum MemoryBandwidth {
             }
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
+        ready()
         _ = pass()
-        let best = (0..<5).map { _ in pass() }.min()!
-        return Double(total) / best
+        let times = (0..<max(1, passes)).map { _ in pass() }.sorted()
+        return Double(total) / (statistic == .best ? times[0] : times[times.count / 2])
     }
 }
