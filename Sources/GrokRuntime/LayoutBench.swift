@@ -20,10 +20,13 @@ public enum LayoutBench {
     }
 
     /// Launches `ranks` processes of `coordinator` on `model` under `topology`, generating `tokens`
-    /// tokens for each of `batch` prompts; `mpirun` with the settings in `environment`.
+    /// tokens for each of `batch` prompts; `mpirun` with the settings in `environment`. With
+    /// `traceRouting`, the run records its routing there.
     public static func run(mpirun: String, coordinator: String, model: String, topology: String, ranks: Int, batch: Int,
-                           tokens: Int, threads: Int, environment: [String: String], scratch: String) throws -> Measured {
+                           tokens: Int, threads: Int, environment: [String: String], scratch: String,
+                           traceRouting: String? = nil) throws -> Measured {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let prompts = "\(scratch)/prompts.txt", stats = "\(scratch)/stats.json"
         try (0..<batch).map { "Prompt number \($0 + 1) of the batch, a few words long" }.joined(separator: "\n")
             .write(toFile: prompts, atomically: true, encoding: .utf8)
@@ -32,6 +35,7 @@ public enum LayoutBench {
         process.arguments = ["--oversubscribe", "--timeout", "600"] + (threads > 1 ? ["--bind-to", "none"] : []) + ["-np", "\(ranks)", coordinator,
                              "--model", model, "--topology", topology, "--prompt-file", prompts, "--max-tokens", "\(tokens)",
                              "--temperature", "0", "--ignore-eos", "--threads", "\(threads)", "--json", "--stats-json", stats]
+            + (traceRouting.map { ["--trace-routing", $0] } ?? [])
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env

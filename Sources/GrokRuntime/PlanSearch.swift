@@ -24,9 +24,10 @@ public enum PlanSearch {
         public var maxMemory: Int { prediction.ranks.map(\.memoryBytes).max() ?? 0 }
     }
 
-    /// Every valid layout for 1…`maxNodes` nodes (powers of two, one rank per node), predicted.
+    /// Every valid layout for 1…`maxNodes` nodes (powers of two, one rank per node), predicted
+    /// (with the workload's `routing`, when given).
     public static func candidates(model: TopologyExplainer.Model, profile: ClusterProfile, maxNodes: Int, batch: Int,
-                                  context: Int, threads: Int) -> [Candidate] {
+                                  context: Int, threads: Int, routing: RoutingTrace? = nil) -> [Candidate] {
         let shape = model.config.shape
         var out: [Candidate] = []
         var nodes = 1
@@ -37,7 +38,8 @@ public enum PlanSearch {
                     for mode in ranks > 1 ? [ExpertMode.slice, .parallel] : [.parallel] {
                         let layout = make(layers: shape.layers, nodes: nodes, stages: stages, tensorParallel: tensorParallel, mode: mode)
                         guard (try? layout.validate(shape: shape, worldSize: nil)) != nil else { continue }
-                        let planner = Planner(model: model, topology: layout, profile: profile, threads: threads, ranksPerNode: 1)
+                        let planner = Planner(model: model, topology: layout, profile: profile, threads: threads, ranksPerNode: 1,
+                                              routing: routing)
                         guard let p = try? planner.predict(batch: batch, context: context) else { continue }
                         out.append(Candidate(topology: layout, prediction: p, summary: layout.description))
                     }

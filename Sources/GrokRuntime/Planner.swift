@@ -10,14 +10,16 @@ import GrokTopology
 /// `attention join`, `moe dispatch`/`return`, `moe combine`, `embedding join`, `stage send`,
 /// `logits gather`, rank 0's step command) and a `ClusterProfile`.
 ///
-/// Per rank and per micro-batch of a stage: compute = weight bytes read ÷ the kernels' matvec
-/// rate, or FLOPs ÷ the matmat rate when that is larger, plus the KV cache read ÷ bandwidth;
-/// communication = Σ α + bytes/β of each collective. A stage's time is its slowest rank's (the
-/// collectives synchronise it). Stages run one after the other per micro-batch, so a step of M
-/// micro-batches over S stages takes (M + S − 1) × the slowest stage's micro-batch time; the
-/// part beyond the work itself is the pipeline bubble. Expert parallelism: which experts a
-/// step's tokens choose is drawn (uniform top-k, fixed seed) and the busiest rank's load is
-/// averaged over the draws.
+/// Per rank and per micro-batch of a stage, layer by layer: compute = weight bytes read ÷ the
+/// kernels' matvec rate, or FLOPs ÷ the matmat rate when that is larger, plus the KV cache read
+/// ÷ bandwidth; communication = Σ α + bytes/β of each collective. Every layer of a multi-rank
+/// stage ends in a collective (attention join, moe dispatch/return, moe combine) that waits for
+/// the stage's slowest rank, so a stage's time is Σ over its layers of the slowest rank's time
+/// in that layer. Ranks of one node share its memory bus (each streams its share) and its cores
+/// (a layer takes at least the node's work over its cores). Stages run one after the other per micro-batch, so a step of M micro-batches
+/// over S stages takes Σ_s t_s + (M − 1) × max_s t_s; the part beyond the work itself is the
+/// pipeline bubble. Which experts a micro-batch's tokens choose is drawn 64 times, per layer:
+/// from a routing trace of the workload when one is given (`routing`), else uniform top-k.
 public struct Planner {
     public var config: ModelConfig
     public var dtypes: [String: DType]
@@ -26,16 +28,22 @@ public struct Planner {
     /// Threads per rank, and ranks sharing one node (they share its memory bandwidth).
     public var threads: Int
     public var ranksPerNode: Int
+    /// The workload's routing (`grok-coordinator --trace-routing`): expert choices are drawn from
+    /// its tokens instead of uniformly. Routing does not depend on the layout (every layout
+    /// computes the same tokens), so a trace from any run of the model and workload will do.
+    public var routing: RoutingTrace?
     /// Micro-batches of the step `predict` is modelling (set there).
     var microBatchesInStep = 1
 
-    public init(model: TopologyExplainer.Model, topology: Topology, profile: ClusterProfile, threads: Int, ranksPerNode: Int) {
+    public init(model: TopologyExplainer.Model, topology: Topology, profile: ClusterProfile, threads: Int, ranksPerNode: Int,
+                routing: RoutingTrace? = nil) {
         config = model.config
         dtypes = model.dtypes
         self.topology = topology
         self.profile = profile
         self.threads = threads
         self.ranksPerNode = ranksPerNode
+        self.routing = routing
     }
 
     /// One rank's share of a decode step.
@@ -75,6 +83,13 @@ public struct Planner {
     /// Predicts a decode step of `batch` sequences at `context` positions each, and the prefill of
     /// one `context`-token prompt.
     public func predict(batch: Int, context: Int) throws -> Prediction {
+        if let routing {
+            let expected = (config.layerCount, config.expertCount, config.expertsPerToken)
+            guard (routing.layers, routing.experts, routing.expertsPerToken) == expected else {
+                throw RoutingTraceError(path: routing.source, message: "has \(routing.layers) layers, \(routing.experts) experts, top-\(routing.expertsPerToken); the model has \(expected.0), \(expected.1), top-\(expected.2)")
+            }
+            guard routing.tokens > 0 else { throw RoutingTraceError(path: routing.source, message: "holds no tokens") }
+        }
         var planner = self
         let sequences = max(batch, 1)
         planner.microBatchesInStep = topology.stages.count > 1 ? min(topology.effectiveMicroBatches, sequences) : 1
@@ -90,24 +105,24 @@ public struct Planner {
         let micro = microBatchesInStep
         let perMicro = Double(sequences) / Double(micro)
         let bandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
-        let draws = expertDraws(tokens: perMicro)
+        let draws = expertDraws(tokens: perMicro, decode: true)
 
-        // Each rank's cost averaged over the draws; a stage's time is the mean over draws of its
-        // slowest rank (the collectives wait for it), not the slowest mean.
+        // Per stage: each rank's seconds per draw and layer (`rankCost`), then the stage's time:
+        // the mean over draws of Σ over layers of the slowest rank (the collectives wait for it).
         var costs: [RankCost] = []
-        var perDraw: [Int: [[Double]]] = [:]                                 // stage → rank → seconds per draw
-        var perDrawCompute: [Int: [[Double]]] = [:]
+        var perRank: [Int: [[[Double]]]] = [:], perRankCompute: [Int: [[[Double]]]] = [:]    // stage → rank → [draw][slot]
         for plan in plans {
             let c = rankCost(plan, tokens: perMicro, sequences: sequences, context: context, bandwidth: bandwidth, draws: draws, micro: micro)
             costs.append(c.cost)
-            perDraw[plan.stage, default: []].append(c.microSeconds)
-            perDrawCompute[plan.stage, default: []].append(c.microCompute)
+            perRank[plan.stage, default: []].append(c.slotSeconds)
+            perRankCompute[plan.stage, default: []].append(c.slotCompute)
         }
-        func expectedMax(_ ranks: [[Double]]) -> Double {
-            (0..<draws.count).map { i in ranks.map { $0[i] }.max() ?? 0 }.reduce(0, +) / Double(draws.count)
+        let stageSeconds = stages.indices.map {
+            Self.synchronised(perRank[$0] ?? [], compute: perRankCompute[$0], nodes: nodes(stages[$0].ranks), capacity: capacity)
+        }                                                                                      // one micro-batch
+        let stageCompute = stages.indices.map {
+            Self.synchronised(perRankCompute[$0] ?? [], compute: perRankCompute[$0], nodes: nodes(stages[$0].ranks), capacity: capacity)
         }
-        let stageSeconds = stages.indices.map { expectedMax(perDraw[$0] ?? []) }         // slowest rank, one micro-batch
-        let stageCompute = stages.indices.map { expectedMax(perDrawCompute[$0] ?? []) }
         // The step: M micro-batches through S stages (Σ_s t_s + (M − 1)·max_s t_s), then rank 0's
         // next command and the logits gather. The slowest stage is busy M·max t_s of it; the rest
         // of the stages' time, Σ t_s − max t_s, is the pipeline bubble.
@@ -135,38 +150,102 @@ public struct Planner {
 
     private func bytes(_ b: WeightBlock) -> Double { Double(b.rows.count * dtype(b.name).rowBytes(b.columns.count)) }
 
-    /// Expert choices of `tokens` tokens, drawn 64 times (uniform top-k without replacement).
-    private func expertDraws(tokens: Double) -> [[Int]] {
+    /// A stage's time from its ranks' `[draw][slot]` seconds, with and without communication:
+    /// per draw, Σ over slots (its layers, and the rest of the forward pass) of the slowest rank;
+    /// the mean over draws. Ranks sharing a node share its cores (`nodes[i]`: rank i's node;
+    /// `capacity`: ranks a node runs at once): a slot also takes at least the node's compute
+    /// over its capacity (the slowest rank's communication after it). A waiting rank yields its
+    /// core to a working one, so more ranks than cores cost only when all of them work.
+    public static func synchronised(_ ranks: [[[Double]]], compute: [[[Double]]]? = nil, nodes: [Int] = [],
+                                    capacity: Double = .infinity) -> Double {
+        guard let first = ranks.first, !first.isEmpty else { return 0 }
+        var total = 0.0
+        for d in first.indices {
+            for slot in first[d].indices {
+                var t = ranks.map { $0[d][slot] }.max()!
+                if let compute, capacity.isFinite {
+                    for node in Set(nodes) {
+                        let members = ranks.indices.filter { nodes[$0] == node }
+                        let work = members.map { compute[$0][d][slot] }.reduce(0, +)
+                        let waiting = members.map { ranks[$0][d][slot] - compute[$0][d][slot] }.max() ?? 0
+                        t = max(t, work / capacity + waiting)
+                    }
+                }
+                total += t
+            }
+        }
+        return total / Double(first.count)
+    }
+
+    /// Tokens per expert of each layer (`[layer][expert]`) for a micro-batch of `tokens` tokens,
+    /// drawn 64 times (16 for a prefill). From `routing`: a decode micro-batch takes the tokens of
+    /// one of the trace's decode steps (one token per sequence, as the runtime batched them) when
+    /// it recorded steps that large, else random tokens of the trace. Without a trace: uniform
+    /// top-k without replacement, independently per layer.
+    private func expertDraws(tokens: Double, decode: Bool) -> [[[Int]]] {
         var rng = SplitMix64(seed: 0x5eed)
-        let E = config.expertCount, k = min(config.expertsPerToken, E), n = max(1, Int(tokens.rounded(.up)))
-        return (0..<64).map { _ in
-            var counts = [Int](repeating: 0, count: E)
-            for _ in 0..<n {
-                var pool = Array(0..<E)
-                for _ in 0..<k { counts[pool.remove(at: Int(rng.next() % UInt64(pool.count)))] += 1 }
+        let E = config.expertCount, L = config.layerCount, k = min(config.expertsPerToken, E)
+        let n = max(1, Int(tokens.rounded(.up)))
+        let count = decode ? 64 : 16
+        guard let trace = routing else {
+            return (0..<count).map { _ in
+                (0..<L).map { _ in
+                    var counts = [Int](repeating: 0, count: E)
+                    for _ in 0..<n {
+                        var pool = Array(0..<E)
+                        for _ in 0..<k { counts[pool.remove(at: Int(rng.next() % UInt64(pool.count)))] += 1 }
+                    }
+                    return counts
+                }
+            }
+        }
+        var steps: [[Int]] = []
+        if decode, let recorded = trace.step {
+            var groups: [Int32: [Int]] = [:]
+            for (t, s) in recorded.enumerated() { groups[s, default: []].append(t) }
+            steps = groups.keys.sorted().map { groups[$0]! }.filter { group in
+                group.count >= n && Set(group.map { trace.sequence[$0] }).count == group.count
+            }
+        }
+        return (0..<count).map { _ in
+            let chosen = steps.isEmpty ? (0..<n).map { _ in Int(rng.next() % UInt64(trace.tokens)) }
+                : Array(steps[Int(rng.next() % UInt64(steps.count))].prefix(n))
+            var counts = [[Int]](repeating: [Int](repeating: 0, count: E), count: L)
+            for t in chosen {
+                for l in 0..<L { for j in 0..<trace.expertsPerToken { counts[l][trace.expert(token: t, layer: l, choice: j)] += 1 } }
             }
             return counts
         }
     }
 
-    private func rankCost(_ plan: RankPlan, tokens: Double, sequences: Int, context: Int, bandwidth: Double, draws: [[Int]],
-                          micro: Int) -> (cost: RankCost, microSeconds: [Double], microCompute: [Double]) {
+    /// One rank's cost of one micro-batch of `tokens` tokens: its figures for the step (`cost`),
+    /// and its seconds per draw and slot, with and without communication (`[draw][slot]`; slot i
+    /// is layer `stage.layers.lowerBound + i`, the last slot the rest: embedding, output head,
+    /// stage send).
+    private func rankCost(_ plan: RankPlan, tokens: Double, sequences: Int, context: Int, bandwidth: Double, draws: [[[Int]]],
+                          micro: Int) -> (cost: RankCost, slotSeconds: [[Double]], slotCompute: [[Double]]) {
         let blocks = WeightBlock.list(config: config, plan: plan)
         let stage = plan.stagePlan, P = stage.ranks.count, d = Double(config.modelWidth)
-        var held = 0.0, dense = 0.0, expertBytes: [Int: [Int: Double]] = [:]
+        let layers = stage.layers.count, rest = layers
+        func slot(_ name: String) -> Int? {
+            guard name.hasPrefix("blk."), let l = Int(name.split(separator: ".")[1]) else { return nil }
+            return l - stage.layers.lowerBound
+        }
+        var held = 0.0, dense = [Double](repeating: 0, count: layers + 1), expertBytes: [Int: [Int: Double]] = [:]
         var seen = Set<WeightBlock>()
         for b in blocks where seen.insert(b).inserted {
             let size = bytes(b)
             held += size
-            if let e = b.expert, let layer = Int(b.name.split(separator: ".")[1]) {
-                expertBytes[layer, default: [:]][e, default: 0] += size
+            if let e = b.expert, let i = slot(b.name) {
+                expertBytes[i, default: [:]][e, default: 0] += size
             } else if b.name == "token_embd.weight" && b.rows == plan.embeddingRows && !plan.embeddingRows.isEmpty
                         && !(plan.outputRows == b.rows && config.tiedEmbeddings) {
                 continue   // embedding rows: only the step's tokens' rows are read (counted with the activations)
             } else {
-                dense += size   // attention, dense MLP, router, norms, output head: read every micro-batch
+                dense[slot(b.name) ?? rest] += size   // attention, dense MLP, router, norms, output head: read every micro-batch
             }
         }
+        let denseTotal = dense.reduce(0, +)
         // Experts read per micro-batch, for each draw: held experts that its tokens reach here.
         let type = dominantDType(blocks)
         let direct = scaled(profile.kernel(type, threads: threads, tokens: 8))      // the SIMD path, ≤ 16 tokens
@@ -175,13 +254,12 @@ public struct Planner {
         /// Time of `bytes` of weights multiplied by `n` tokens: the direct path's time grows
         /// linearly from the matrix-vector time at 1 token to the measured time at 8; sgemm's is
         /// the larger of streaming the weights and its FLOP rate.
-        let oversubscribed = max(1, Double(threads * activeRanksPerNode) / Double(max(profile.node.cores, 1)))
         let sharedBandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
         func matmul(_ bytes: Double, _ n: Double) -> Double {
             let one = bytes / direct.matvecBytesPerSecond
             if n <= 16, let rate = profile.directRate(type, threads: threads, tokens: max(n, 1)) {
-                // Measured per token count: the larger of the shared memory bus and the CPU share.
-                return max(bytes / sharedBandwidth, bytes / (rate / oversubscribed))
+                // Measured per token count: the larger of the shared memory bus and the kernel.
+                return max(bytes / sharedBandwidth, bytes / rate)
             }
             if n <= 16 {
                 let eight = max(one, 16 * bytes / elementBytes / direct.matmatFlopsPerSecond)
@@ -189,70 +267,71 @@ public struct Planner {
             }
             return max(bytes / gemm.matvecBytesPerSecond, 2 * n * bytes / elementBytes / gemm.matmatFlopsPerSecond)
         }
-        let kvLocal = Double(plan.kvHeads.count * config.headDim * 4 * 2 * stage.layers.count)
+        let kvLocal = Double(plan.kvHeads.count * config.headDim * 4 * 2 * layers)
         let kvRead = tokens * Double(context) * kvLocal
-        var computePerDraw: [Double] = [], readSum = 0.0, flopSum = 0.0
+        // Per layer, beyond the experts: its dense weights, its KV cache, the fixed costs of the
+        // forward pass per layer and per layer-token (calibrated) and the FFN activation per element of the hidden
+        // width computed here (each routed token's experts' column slice, the dense MLP slice).
+        let overhead = (profile.node.layerOverheadSeconds ?? 0) + tokens * (profile.node.tokenLayerOverheadSeconds ?? 0)
+        let gelu = (config.gelu == .tanh ? profile.node.geluTanhSecondsPerElement : profile.node.geluErfSecondsPerElement) ?? 0
+        let hidden = tokens * (Double(config.expertsPerToken) * Double(plan.expertColumns.count)
+            / Double(stage.expertMode == .slice ? 1 : P) + Double(plan.denseColumns.count))
+        let layerFixed = kvRead / Double(max(layers, 1)) / bandwidth + overhead + hidden * gelu
+        var slotCompute: [[Double]] = [], readSum = 0.0, flopSum = 0.0
         for draw in draws {
-            var expertRead = 0.0, expertFlops = 0.0, expertSeconds = 0.0
-            for (layer, experts) in expertBytes {
-                for (e, size) in experts where draw[e] > 0 {
-                    let replicas = stage.expertMode == .slice ? 1 : stage.placement[layer]![e].count
-                    let share = Double(draw[e]) / Double(replicas)
+            var seconds = dense.map { matmul($0, tokens) }
+            var expertRead = 0.0, expertFlops = 0.0
+            for (i, experts) in expertBytes {
+                let counts = draw[stage.layers.lowerBound + i]
+                for (e, size) in experts where counts[e] > 0 {
+                    let replicas = stage.expertMode == .slice ? 1 : stage.placement[stage.layers.lowerBound + i]![e].count
+                    let share = Double(counts[e]) / Double(replicas)
                     expertRead += size
                     expertFlops += 2 * size / elementBytes * share
-                    expertSeconds += matmul(size, share)
+                    seconds[i] += matmul(size, share)
                 }
             }
-            let read = dense + expertRead + tokens * d * 4
-            let flops = 2 * dense / elementBytes * tokens + expertFlops
-            computePerDraw.append(matmul(dense, tokens) + expertSeconds + kvRead / bandwidth)
-            readSum += read + kvRead
-            flopSum += flops
+            for i in 0..<layers { seconds[i] += layerFixed }
+            slotCompute.append(seconds)
+            readSum += denseTotal + expertRead + tokens * d * 4 + kvRead
+            flopSum += 2 * denseTotal / elementBytes * tokens + expertFlops
         }
         let n = Double(draws.count)
-        // Fixed costs of the forward pass per layer and per layer-token (calibrated), shared out
-        // like the kernels when the node's cores are oversubscribed.
-        let overhead = Double(stage.layers.count) * ((profile.node.layerOverheadSeconds ?? 0) + tokens * (profile.node.tokenLayerOverheadSeconds ?? 0))
-            * max(1, Double(threads * activeRanksPerNode) / Double(max(profile.node.cores, 1)))
-        // The FFN activation, per element of the hidden width computed here: each routed token's
-        // experts (their column slice) and the dense MLP slice.
-        let gelu = (config.gelu == .tanh ? profile.node.geluTanhSecondsPerElement : profile.node.geluErfSecondsPerElement) ?? 0
-        let hidden = Double(stage.layers.count) * tokens * (Double(config.expertsPerToken) * Double(plan.expertColumns.count)
-            / Double(stage.expertMode == .slice ? 1 : P) + Double(plan.denseColumns.count))
-        computePerDraw = computePerDraw.map { $0 + overhead + hidden * gelu }
-        let computeMicro = computePerDraw.reduce(0, +) / n
+        let computeMicro = slotCompute.map { $0.reduce(0, +) }.reduce(0, +) / n
 
-        // Communication per micro-batch (the calls `forward` makes for this rank).
+        // Communication per micro-batch (the calls `forward` makes for this rank), per slot.
         let rows = tokens * d * 4
         var messages: [String: Double] = [:], sent: [String: Double] = [:]
-        var seconds = 0.0
-        func add(_ kind: String, group: Int, bytes: Double, count: Double = 1) {
+        var perLayer = 0.0, other = 0.0
+        func add(_ kind: String, group: Int, bytes: Double, count: Double = 1, everyLayer: Bool) {
             guard group > 1 || kind == "pointToPoint" else { return }
-            let c = cost(kind, ranks: group, bytes: Int(bytes))
-            seconds += c.seconds * count
-            messages[kind, default: 0] += count * Double(micro)
-            sent[kind, default: 0] += bytes * count * Double(micro)
+            let c = cost(kind, ranks: group, bytes: Int(bytes)).seconds * count
+            if everyLayer { perLayer += c } else { other += c }
+            let calls = count * (everyLayer ? Double(layers) : 1)
+            messages[kind, default: 0] += calls * Double(micro)
+            sent[kind, default: 0] += bytes * calls * Double(micro)
         }
-        let layers = Double(stage.layers.count)
-        if plan.isFirstStage && P > 1 { add("allreduce", group: P, bytes: rows) }                       // embedding join
-        if stage.tensorParallelSize > 1 { add("allreduce", group: P, bytes: rows, count: layers) }     // attention join
+        if plan.isFirstStage && P > 1 { add("allreduce", group: P, bytes: rows, everyLayer: false) }             // embedding join
+        if stage.tensorParallelSize > 1 { add("allreduce", group: P, bytes: rows, everyLayer: true) }          // attention join
         if P > 1 {
             if stage.expertMode == .parallel {
                 let owned = tokens / Double(P) * Double(config.expertsPerToken)
                 let remote = owned * Double(P - 1) / Double(P) * d * 4
-                add("alltoallv", group: P, bytes: Double(P * config.expertCount * 4), count: layers)       // row counts
-                add("alltoallv", group: P, bytes: remote, count: 2 * layers)                              // moe dispatch, return
+                add("alltoallv", group: P, bytes: Double(P * config.expertCount * 4), everyLayer: true)          // row counts
+                add("alltoallv", group: P, bytes: remote, count: 2, everyLayer: true)                            // moe dispatch, return
             }
-            add("allreduce", group: P, bytes: rows, count: layers)                                        // moe combine
+            add("allreduce", group: P, bytes: rows, everyLayer: true)                                           // moe combine
         }
-        if !plan.isLastStage { add("pointToPoint", group: 2, bytes: rows) }                              // stage send
+        if !plan.isLastStage { add("pointToPoint", group: 2, bytes: rows, everyLayer: false) }                 // stage send
+        let communication = (0...layers).map { $0 == rest ? other : perLayer }
         let kv = Double(sequences) * Double(context) * kvLocal
         let result = RankCost(rank: plan.rank, stage: plan.stage, weightBytes: Int(held), kvCacheBytes: Int(kv),
                             bufferBytes: Int(Double(sequences) * (d * 4 * 8 + Double(config.vocabularySize) * 4)),
                             bytesRead: readSum / n * Double(micro), flops: flopSum / n * Double(micro),
-                            computeSeconds: computeMicro * Double(micro), communicationSeconds: seconds * Double(micro),
+                            computeSeconds: computeMicro * Double(micro),
+                            communicationSeconds: (perLayer * Double(layers) + other) * Double(micro),
                             messages: messages, bytesSent: sent)
-        return (result, computePerDraw.map { $0 + seconds }, computePerDraw)
+        return (result, slotCompute.map { zip($0, communication).map { $0 + $1 } }, slotCompute)
     }
 
     /// Ranks of one node working at the same time: all of them, except in a pipeline run one
@@ -264,15 +343,17 @@ public struct Planner {
         return max(1, min(ranksPerNode, largest))
     }
 
-    /// Kernel rates shared out when the ranks of a node ask for more threads than it has cores.
+    /// Kernel rates of one rank running on its own cores (ranks sharing a node's cores are
+    /// accounted for in `synchronised`); matvec streams at most the rank's share of the node's bus.
     private func scaled(_ k: (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double))
         -> (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double) {
-        let active = activeRanksPerNode
-        let oversubscribed = max(1, Double(threads * active) / Double(max(profile.node.cores, 1)))
-        // Ranks of one node also share its memory bus: matvec streams at most the node's bandwidth.
-        let nodeBandwidth = profile.perRankBandwidth(ranks: active, threads: threads)
-        return (min(k.matvecBytesPerSecond / oversubscribed, nodeBandwidth), k.matmatFlopsPerSecond / oversubscribed)
+        (min(k.matvecBytesPerSecond, profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)), k.matmatFlopsPerSecond)
     }
+
+    /// Ranks a node runs at once (its cores over the threads of a rank), and the node of each
+    /// world rank in `ranks` (consecutive world ranks fill a node, as mpirun places them).
+    private var capacity: Double { Double(max(profile.node.cores, 1)) / Double(max(threads, 1)) }
+    private func nodes(_ ranks: [Int]) -> [Int] { ranks.map { $0 / max(ranksPerNode, 1) } }
 
     private func dominantDType(_ blocks: [WeightBlock]) -> String {
         var total: [DType: Double] = [:]
@@ -290,14 +371,14 @@ public struct Planner {
     /// tokens in one micro-batch (the kernels' sgemm path, every expert busy), attention over half
     /// the prompt on average, the stages one after the other.
     private func prefillSeconds(plans: [RankPlan], tokens: Int, bandwidth: Double) throws -> Double {
-        let draws = expertDraws(tokens: Double(tokens))
-        var perStage: [Int: [[Double]]] = [:]
+        let draws = expertDraws(tokens: Double(tokens), decode: false)
+        var perStage: [Int: [(seconds: [[Double]], compute: [[Double]])]] = [:]
         for plan in plans {
             let c = rankCost(plan, tokens: Double(tokens), sequences: 1, context: tokens / 2, bandwidth: bandwidth, draws: draws, micro: 1)
-            perStage[plan.stage, default: []].append(c.microSeconds)
+            perStage[plan.stage, default: []].append((c.slotSeconds, c.slotCompute))
         }
-        return perStage.values.map { ranks in
-            (0..<draws.count).map { i in ranks.map { $0[i] }.max() ?? 0 }.reduce(0, +) / Double(draws.count)
+        return perStage.map { stage, ranks in
+            Self.synchronised(ranks.map(\.seconds), compute: ranks.map(\.compute), nodes: nodes(topology.stages[stage].ranks), capacity: capacity)
         }.reduce(0, +)
     }
 

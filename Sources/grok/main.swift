@@ -118,6 +118,10 @@ struct Bench: ParsableCommand {
     @Option(help: "With --topology: sequences decoded together.") var batch = 1
     @Option(help: "With --topology: tokens generated per sequence.") var tokens = 32
     @Option(help: "With --topology: ranks sharing one node (default: all of them, this machine).") var ranksPerNode: Int?
+    @Option(help: "With --topology: predict with this routing trace of the workload (e.g. one --trace-routing wrote for another layout) instead of uniform routing.")
+    var routingTrace: String?
+    @Option(help: "With --topology: record the run's routing into this directory (grok-coordinator --trace-routing).")
+    var traceRouting: String?
 
     func run() throws {
         if let topology { return try runLayout(topology) }
@@ -190,13 +194,16 @@ extension Bench {
                            "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "OPENBLAS_NUM_THREADS": "1"]
         let measured = try LayoutBench.run(mpirun: mpirun, coordinator: coordinator, model: model, topology: topology,
                                            ranks: layout.worldSize, batch: batch, tokens: tokens, threads: threads,
-                                           environment: environment, scratch: directory + "/grokcluster-layout-bench-\(getpid())")
+                                           environment: environment, scratch: directory + "/grokcluster-layout-bench-\(getpid())",
+                                           traceRouting: traceRouting)
         let planner = Planner(model: try TopologyExplainer.model(model, dtype: nil), topology: layout, profile: profile, threads: threads,
-                              ranksPerNode: ranksPerNode ?? layout.worldSize)
+                              ranksPerNode: ranksPerNode ?? layout.worldSize,
+                              routing: try routingTrace.map { try RoutingTrace(directory: $0) })
         let context = measured.promptTokens / max(batch, 1) + tokens / 2
         let predicted = try planner.predict(batch: batch, context: context)
         func error(_ p: Double, _ m: Double) -> String { String(format: "%+.1f%%", 100 * (p - m) / m) }
         print("layout \(topology), model \(model), batch \(batch), \(threads) thread(s) per rank; cluster: \(profile.description)")
+        print("routing (predicted): " + (planner.routing.map { "drawn from the trace \($0.source) (\($0.tokens) tokens)" } ?? "uniform top-\(planner.config.expertsPerToken)"))
         print("quantity                 predicted     measured     error")
         print(String(format: "decode step (ms)      %12.3f %12.3f  ", predicted.stepSeconds * 1e3, measured.stepSeconds * 1e3)
               + error(predicted.stepSeconds, measured.stepSeconds))
@@ -243,6 +250,8 @@ struct Plan: ParsableCommand {
     @Option(help: "Matrix dtype for a preset.") var dtype: DType?
     @Option(help: "Threads per rank (default: the node's cores ÷ ranks per node).") var threads: Int?
     @Option(help: "Ranks sharing one node (they share its memory bandwidth and memory).") var ranksPerNode = 1
+    @Option(help: "The workload's routing trace (grok-coordinator --trace-routing DIR): the experts each step's tokens choose are drawn from it instead of uniformly.")
+    var routingTrace: String?
     @Flag(help: "Print the prediction as JSON.") var json = false
 
     func validate() throws {
@@ -256,10 +265,12 @@ struct Plan: ParsableCommand {
     func run() throws {
         let profile = try cluster.map { try ClusterProfile(contentsOf: $0) } ?? .default
         let model = try TopologyExplainer.model(self.model, dtype: dtype)
-        if search { return try runSearch(model: model, profile: profile) }
+        let routing = try routingTrace.map { try RoutingTrace(directory: $0) }
+        if search { return try runSearch(model: model, profile: profile, routing: routing) }
         let layout = try GrokTopology.Topology(contentsOf: topology!)
         let planner = Planner(model: model, topology: layout, profile: profile,
-                              threads: threads ?? max(1, profile.node.cores / max(ranksPerNode, 1)), ranksPerNode: ranksPerNode)
+                              threads: threads ?? max(1, profile.node.cores / max(ranksPerNode, 1)), ranksPerNode: ranksPerNode,
+                              routing: routing)
         let prediction = try planner.predict(batch: batch, context: context)
         if json {
             let encoder = JSONEncoder()
@@ -272,11 +283,11 @@ struct Plan: ParsableCommand {
 }
 
 extension Plan {
-    func runSearch(model: TopologyExplainer.Model, profile: ClusterProfile) throws {
+    func runSearch(model: TopologyExplainer.Model, profile: ClusterProfile, routing: RoutingTrace?) throws {
         let goal = PlanSearch.Goal(rawValue: self.goal)!
         let threads = self.threads ?? profile.node.cores
         let all = PlanSearch.candidates(model: model, profile: profile, maxNodes: maxNodes ?? profile.nodes ?? 64, batch: batch,
-                                        context: context, threads: threads)
+                                        context: context, threads: threads, routing: routing)
         let ranked = PlanSearch.rank(all, goal: goal, maxLatency: maxLatencyMs.map { $0 / 1e3 })
         print("search: \(all.count) layouts of \(self.model) for goal \(goal.rawValue) at batch \(batch), context \(context); cluster: \(profile.description)")
         guard let best = ranked.first else {

@@ -62,6 +62,48 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(sliced.ranks[0].messages["allreduce"], 1 + 2 * 4)
     }
 
+    /// Every layer of a multi-rank stage ends in a collective, so a stage waits, layer by layer,
+    /// for its slowest rank: Σ over layers of the max, not the max of the sums.
+    func testStageWaitsForItsSlowestRankInEveryLayer() {
+        // Two ranks, one draw, two layers and the rest: rank 0 is slow in layer 0, rank 1 in layer 1.
+        let ranks: [[[Double]]] = [[[3, 1, 0.5]], [[1, 2, 0.5]]]
+        XCTAssertEqual(Planner.synchronised(ranks), 3 + 2 + 0.5)
+        // Draws are averaged.
+        XCTAssertEqual(Planner.synchronised([[[1, 1], [3, 3]], [[2, 2], [1, 1]]]), ((2 + 2) + (3 + 3)) / 2)
+    }
+
+    /// With the workload's routing trace, a step's experts are the trace's: when every token
+    /// picks experts 0 and 1 (both on rank 0 of tiny-2r-ep2), rank 0 reads two experts in every
+    /// layer while rank 1 reads none, and the step takes one expert's read per layer longer than
+    /// when tokens pick 0 and 4 (one on each rank).
+    func testRoutingTraceDecidesWhichRanksWork() throws {
+        let c = Grok1.tiny
+        func trace(_ pair: [Int]) -> RoutingTrace {
+            RoutingTrace(experts: c.expertCount, perToken: Array(repeating: Array(repeating: pair, count: c.layerCount), count: 5))
+        }
+        var hot = try planner("tiny-2r-ep2.json"), split = hot
+        hot.routing = trace([0, 1])
+        split.routing = trace([0, 4])
+        let h = try hot.predict(batch: 1, context: 8), s = try split.predict(batch: 1, context: 8)
+        let expert = Double(3 * c.modelWidth * c.expertFFNWidth * 4) / 1e9          // one expert's f32 bytes at 1 GB/s
+        XCTAssertEqual(h.stepSeconds - s.stepSeconds, Double(c.layerCount) * expert, accuracy: 1e-12)
+        XCTAssertEqual(h.ranks[1].bytesRead + Double(c.layerCount) * 2 * expert * 1e9, h.ranks[0].bytesRead, accuracy: 1)
+        XCTAssertTrue(h.bottleneck.hasPrefix("expert imbalance"), h.bottleneck)
+        // Uniform routing lies between the two.
+        let uniform = try planner("tiny-2r-ep2.json").predict(batch: 1, context: 8)
+        XCTAssertGreaterThan(uniform.stepSeconds, s.stepSeconds)
+        XCTAssertLessThan(uniform.stepSeconds, h.stepSeconds)
+    }
+
+    /// A trace of another model is refused in one line naming it and what differs.
+    func testRoutingTraceOfAnotherModelIsRefused() throws {
+        var p = try planner("tiny-1r.json")
+        p.routing = RoutingTrace(experts: 8, perToken: [[[0, 1], [0, 1], [0, 1]]])
+        XCTAssertThrowsError(try p.predict(batch: 1, context: 8)) { error in
+            XCTAssertEqual("\(error)", "trace (in memory): has 3 layers, 8 experts, top-2; the model has 4, 8, top-2")
+        }
+    }
+
     /// Two stages at batch 1: the stages run one after the other, the second waits (bubble), and
     /// the activations cross once.
     func testPipelineBubbleAtBatchOne() throws {
