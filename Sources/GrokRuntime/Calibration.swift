@@ -161,12 +161,16 @@ public enum Calibration {
         for t in options.threadCounts { pools[t] = ThreadPool(threads: t) }
         let bandwidth = measureReadBandwidth(options, pools: pools, log: log)
         let kernels = measureKernels(options, pools: pools, log: log)
-        let overhead = (try? measureOverhead(options, log: log)) ?? (layer: 0, tokenLayer: 0)
+        let gelu = measureActivation()
+        var overhead = (layer: 0.0, tokenLayer: 0.0)
+        do { overhead = try measureOverhead(options, geluTanh: gelu.tanh, log: log) } catch {
+            log("forward-pass overhead not measured (recorded as 0): \(error)\n")
+        }
         var node = ClusterProfile.Node(memoryBytes: Int(clamping: ProcessInfo.processInfo.physicalMemory),
                                        cores: ProcessInfo.processInfo.activeProcessorCount,
                                        readBandwidth: bandwidth, kernels: kernels,
                                        layerOverheadSeconds: overhead.layer, tokenLayerOverheadSeconds: overhead.tokenLayer)
-        (node.geluTanhSecondsPerElement, node.geluErfSecondsPerElement) = measureActivation()
+        (node.geluTanhSecondsPerElement, node.geluErfSecondsPerElement) = gelu
         return node
     }
 
@@ -184,10 +188,10 @@ public enum Calibration {
     /// buffers, hand-offs), per layer and per layer-token: decode steps of a synthesized probe
     /// model (`options.probe…`, written to a temporary file and mapped as the runtime maps a
     /// GGUF) at batch 1 and 8, minus what its weights take through the kernels at that token
-    /// count and minus the FFN activation (priced on its own), over the layers. The kernels are
-    /// timed on a matrix beside the probe in the same rounds, so that the machine's drift
-    /// between measurements does not land in the difference; median of 3 rounds.
-    static func measureOverhead(_ options: Options, log: (String) -> Void) throws -> (layer: Double, tokenLayer: Double) {
+    /// count and minus the FFN activation (`geluTanh` per element, priced on its own), over the
+    /// layers. The kernels are timed on a matrix beside the probe in the same rounds, so that the
+    /// machine's drift between measurements does not land in the difference; median of 3 rounds.
+    static func measureOverhead(_ options: Options, geluTanh: Double, log: (String) -> Void) throws -> (layer: Double, tokenLayer: Double) {
         log("forward-pass overhead (probe model) …\n")
         var c = Grok1.small
         c.modelWidth = options.probeWidth; c.layerCount = options.probeLayers; c.expertFFNWidth = options.probeFFN
@@ -200,7 +204,7 @@ public enum Calibration {
         let model = try GrokModel(source: GGUFFile(path: path), pool: pool)
         let weights = Double(model.activeWeightBytesPerToken)
         let layers = Double(c.layerCount)
-        let gelu = measureActivation().tanh * Double(c.expertsPerToken * c.expertFFNWidth)    // per layer-token
+        let gelu = geluTanh * Double(c.expertsPerToken * c.expertFFNWidth)    // per layer-token (its GELU is Grok-1's tanh)
 
         // A matrix as large as the probe's weights, for the kernels' rate at 1 and 8 tokens.
         let cols = c.modelWidth, rows = max(64, Int(weights) / (cols * 4))
