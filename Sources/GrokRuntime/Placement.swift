@@ -86,6 +86,14 @@ public struct RoutingTrace: Sendable, Equatable {
         Int(choices[(t * layers + l) * expertsPerToken + j])
     }
 
+    /// Refuses a trace recorded on another model: one line naming the trace, its shape and the
+    /// model's (`model`: how to name it).
+    public func check(against config: ModelConfig, model: String) throws {
+        guard (layers, experts, expertsPerToken) == (config.layerCount, config.expertCount, config.expertsPerToken) else {
+            throw RoutingTraceError(path: source, message: "\(layers) layers, \(experts) experts, top-\(expertsPerToken), but model \(model) has \(config.layerCount), \(config.expertCount), top-\(config.expertsPerToken)")
+        }
+    }
+
     /// Tokens routed to each expert: `[layer][expert]` (each token counts once per chosen expert).
     public func loads() -> [[Int]] {
         var out = [[Int]](repeating: [Int](repeating: 0, count: experts), count: layers)

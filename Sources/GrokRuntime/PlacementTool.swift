@@ -17,10 +17,7 @@ public enum PlacementTool {
         } else {
             return nil
         }
-        let c = model.config
-        guard c.layerCount == trace.layers, c.expertCount == trace.experts, c.expertsPerToken == trace.expertsPerToken else {
-            throw PlacementError("trace \(trace.source): \(trace.layers) layers, \(trace.experts) experts, top-\(trace.expertsPerToken), but model \(model.name) has \(c.layerCount), \(c.expertCount), top-\(c.expertsPerToken)")
-        }
+        try trace.check(against: model.config, model: model.name)
         return model
     }
 

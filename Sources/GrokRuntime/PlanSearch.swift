@@ -25,9 +25,11 @@ public enum PlanSearch {
     }
 
     /// Every valid layout for 1…`maxNodes` nodes (powers of two, one rank per node), predicted
-    /// (with the workload's `routing`, when given).
+    /// (with the workload's `routing`, when given: a trace the planner cannot use is an error
+    /// here, not a reason to skip every layout).
     public static func candidates(model: TopologyExplainer.Model, profile: ClusterProfile, maxNodes: Int, batch: Int,
-                                  context: Int, threads: Int, routing: RoutingTrace? = nil) -> [Candidate] {
+                                  context: Int, threads: Int, routing: RoutingTrace? = nil) throws -> [Candidate] {
+        if let routing { try Planner.check(routing: routing, config: model.config, model: model.name) }
         let shape = model.config.shape
         var out: [Candidate] = []
         var nodes = 1

@@ -16,11 +16,13 @@ import GrokTopology
 /// stage ends in a collective (attention join, moe dispatch/return, moe combine) that waits for
 /// the stage's slowest rank, so a stage's time is Σ over its layers of the slowest rank's time
 /// in that layer. Ranks of one node share its memory bus (each streams its share) and its cores
-/// (a layer takes at least the node's work over its cores). Stages run one after the other per micro-batch, so a step of M micro-batches
-/// over S stages takes Σ_s t_s + (M − 1) × max_s t_s; the part beyond the work itself is the
-/// pipeline bubble. Which experts a micro-batch's tokens choose is drawn 64 times, per layer:
+/// (a layer takes at least the node's work over its cores). Stages run one after the other per
+/// micro-batch, so a step of M micro-batches over S stages takes Σ_s t_s + (M − 1) × max_s t_s;
+/// the part beyond the work itself is the pipeline bubble. Which experts a micro-batch's tokens choose is drawn 64 times, per layer:
 /// from a routing trace of the workload when one is given (`routing`), else uniform top-k.
 public struct Planner {
+    /// The model's name (for messages), shape and dtypes.
+    public var modelName: String
     public var config: ModelConfig
     public var dtypes: [String: DType]
     public var topology: Topology
@@ -37,6 +39,7 @@ public struct Planner {
 
     public init(model: TopologyExplainer.Model, topology: Topology, profile: ClusterProfile, threads: Int, ranksPerNode: Int,
                 routing: RoutingTrace? = nil) {
+        modelName = model.name
         config = model.config
         dtypes = model.dtypes
         self.topology = topology
@@ -80,49 +83,34 @@ public struct Planner {
         public var fitsInMemory: Bool
     }
 
+    /// Refuses a routing trace the planner cannot draw from: another model's, or an empty one.
+    public static func check(routing: RoutingTrace, config: ModelConfig, model: String) throws {
+        try routing.check(against: config, model: model)
+        guard routing.tokens > 0 else { throw RoutingTraceError(path: routing.source, message: "holds no tokens") }
+    }
+
     /// Predicts a decode step of `batch` sequences at `context` positions each, and the prefill of
     /// one `context`-token prompt.
     public func predict(batch: Int, context: Int) throws -> Prediction {
-        if let routing {
-            let expected = (config.layerCount, config.expertCount, config.expertsPerToken)
-            guard (routing.layers, routing.experts, routing.expertsPerToken) == expected else {
-                throw RoutingTraceError(path: routing.source, message: "has \(routing.layers) layers, \(routing.experts) experts, top-\(routing.expertsPerToken); the model has \(expected.0), \(expected.1), top-\(expected.2)")
-            }
-            guard routing.tokens > 0 else { throw RoutingTraceError(path: routing.source, message: "holds no tokens") }
-        }
+        if let routing { try Self.check(routing: routing, config: config, model: modelName) }
         var planner = self
         let sequences = max(batch, 1)
         planner.microBatchesInStep = topology.stages.count > 1 ? min(topology.effectiveMicroBatches, sequences) : 1
-        return try planner.modelStep(batch: batch, context: context)
+        try topology.validate(shape: config.shape, worldSize: nil, source: topology.source)
+        return planner.modelStep(batch: batch, context: context)
     }
 
-    private func modelStep(batch: Int, context: Int) throws -> Prediction {
-        let shape = config.shape
-        try topology.validate(shape: shape, worldSize: nil, source: topology.source)
-        let plans = topology.plans(shape: shape)
+    private func modelStep(batch: Int, context: Int) -> Prediction {
+        let plans = topology.plans(shape: config.shape)
         let stages = plans[0].stages
         let sequences = max(batch, 1)
         let micro = microBatchesInStep
         let perMicro = Double(sequences) / Double(micro)
         let bandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
-        let draws = expertDraws(tokens: perMicro, decode: true)
-
-        // Per stage: each rank's seconds per draw and layer (`rankCost`), then the stage's time:
-        // the mean over draws of Σ over layers of the slowest rank (the collectives wait for it).
-        var costs: [RankCost] = []
-        var perRank: [Int: [[[Double]]]] = [:], perRankCompute: [Int: [[[Double]]]] = [:]    // stage → rank → [draw][slot]
-        for plan in plans {
-            let c = rankCost(plan, tokens: perMicro, sequences: sequences, context: context, bandwidth: bandwidth, draws: draws, micro: micro)
-            costs.append(c.cost)
-            perRank[plan.stage, default: []].append(c.slotSeconds)
-            perRankCompute[plan.stage, default: []].append(c.slotCompute)
-        }
-        let stageSeconds = stages.indices.map {
-            Self.synchronised(perRank[$0] ?? [], compute: perRankCompute[$0], nodes: nodes(stages[$0].ranks), capacity: capacity)
-        }                                                                                      // one micro-batch
-        let stageCompute = stages.indices.map {
-            Self.synchronised(perRankCompute[$0] ?? [], compute: perRankCompute[$0], nodes: nodes(stages[$0].ranks), capacity: capacity)
-        }
+        let held = plans.map { weights($0) }
+        let decode = stageTimes(plans, held, tokens: perMicro, sequences: sequences, context: context, bandwidth: bandwidth,
+                                draws: expertDraws(tokens: perMicro, decode: true), micro: micro)
+        let costs = decode.costs, stageSeconds = decode.seconds, stageCompute = decode.compute     // one micro-batch
         // The step: M micro-batches through S stages (Σ_s t_s + (M − 1)·max_s t_s), then rank 0's
         // next command and the logits gather. The slowest stage is busy M·max t_s of it; the rest
         // of the stages' time, Σ t_s − max t_s, is the pipeline bubble.
@@ -136,7 +124,11 @@ public struct Planner {
         let communication = max(0, step - compute - bubble)
         let memory = profile.node.memoryBytes / ranksPerNode
         let fits = costs.allSatisfy { $0.memoryBytes <= memory }
-        let prefill = try prefillSeconds(plans: plans, tokens: context, bandwidth: bandwidth)
+        // The prefill of one `context`-token prompt: the same model with all its tokens in one
+        // micro-batch (the kernels' sgemm path, every expert busy), attention over half the prompt
+        // on average, the stages one after the other.
+        let prefill = stageTimes(plans, held, tokens: Double(context), sequences: 1, context: context / 2, bandwidth: bandwidth,
+                                 draws: expertDraws(tokens: Double(context), decode: false), micro: 1).seconds.reduce(0, +)
         return Prediction(batch: sequences, context: context, microBatches: micro, ranks: costs, stepSeconds: step,
                           computeSeconds: compute, communicationSeconds: communication, bubbleSeconds: bubble,
                           tokensPerSecond: Double(sequences) / step, prefillSeconds: prefill, prefillTokens: context,
@@ -188,24 +180,22 @@ public struct Planner {
         let n = max(1, Int(tokens.rounded(.up)))
         let count = decode ? 64 : 16
         guard let trace = routing else {
+            var pool: [Int] = []                 // the experts not yet chosen by this token, reused
             return (0..<count).map { _ in
                 (0..<L).map { _ in
                     var counts = [Int](repeating: 0, count: E)
                     for _ in 0..<n {
-                        var pool = Array(0..<E)
+                        pool.removeAll(keepingCapacity: true)
+                        pool.append(contentsOf: 0..<E)
                         for _ in 0..<k { counts[pool.remove(at: Int(rng.next() % UInt64(pool.count)))] += 1 }
                     }
                     return counts
                 }
             }
         }
-        var steps: [[Int]] = []
-        if decode, let recorded = trace.step {
-            var groups: [Int32: [Int]] = [:]
-            for (t, s) in recorded.enumerated() { groups[s, default: []].append(t) }
-            steps = groups.keys.sorted().map { groups[$0]! }.filter { group in
-                group.count >= n && Set(group.map { trace.sequence[$0] }).count == group.count
-            }
+        // The recorded decode steps (one token per sequence) with at least n tokens.
+        let steps = !decode || trace.step == nil ? [] : PlacementEvaluation.steps(trace, batch: nil, prefill: nil).map(\.tokens).filter { step in
+            step.count >= n && Set(step.map { trace.sequence[$0] }).count == step.count
         }
         return (0..<count).map { _ in
             let chosen = steps.isEmpty ? (0..<n).map { _ in Int(rng.next() % UInt64(trace.tokens)) }
@@ -218,60 +208,93 @@ public struct Planner {
         }
     }
 
-    /// One rank's cost of one micro-batch of `tokens` tokens: its figures for the step (`cost`),
-    /// and its seconds per draw and slot, with and without communication (`[draw][slot]`; slot i
-    /// is layer `stage.layers.lowerBound + i`, the last slot the rest: embedding, output head,
-    /// stage send).
-    private func rankCost(_ plan: RankPlan, tokens: Double, sequences: Int, context: Int, bandwidth: Double, draws: [[[Int]]],
-                          micro: Int) -> (cost: RankCost, slotSeconds: [[Double]], slotCompute: [[Double]]) {
+    /// What one rank holds, as a step reads it: bytes of its dense weights per slot (slot i is
+    /// layer `stage.layers.lowerBound + i`, the last slot the rest: embedding, norm, output head)
+    /// and of each held expert per slot; the dtype most of its bytes have.
+    private struct HeldWeights {
+        var bytes = 0.0
+        var dense: [Double]
+        var experts: [Int: [Int: Double]] = [:]
+        var dtype = "f32"
+    }
+
+    private func weights(_ plan: RankPlan) -> HeldWeights {
         let blocks = WeightBlock.list(config: config, plan: plan)
-        let stage = plan.stagePlan, P = stage.ranks.count, d = Double(config.modelWidth)
-        let layers = stage.layers.count, rest = layers
-        func slot(_ name: String) -> Int? {
-            guard name.hasPrefix("blk."), let l = Int(name.split(separator: ".")[1]) else { return nil }
-            return l - stage.layers.lowerBound
-        }
-        var held = 0.0, dense = [Double](repeating: 0, count: layers + 1), expertBytes: [Int: [Int: Double]] = [:]
+        let layers = plan.stagePlan.layers
+        var w = HeldWeights(dense: [Double](repeating: 0, count: layers.count + 1))
         var seen = Set<WeightBlock>()
         for b in blocks where seen.insert(b).inserted {
             let size = bytes(b)
-            held += size
-            if let e = b.expert, let i = slot(b.name) {
-                expertBytes[i, default: [:]][e, default: 0] += size
+            w.bytes += size
+            let slot = b.name.hasPrefix("blk.") ? Int(b.name.split(separator: ".")[1]).map { $0 - layers.lowerBound } : nil
+            if let e = b.expert, let i = slot {
+                w.experts[i, default: [:]][e, default: 0] += size
             } else if b.name == "token_embd.weight" && b.rows == plan.embeddingRows && !plan.embeddingRows.isEmpty
                         && !(plan.outputRows == b.rows && config.tiedEmbeddings) {
                 continue   // embedding rows: only the step's tokens' rows are read (counted with the activations)
             } else {
-                dense[slot(b.name) ?? rest] += size   // attention, dense MLP, router, norms, output head: read every micro-batch
+                w.dense[slot ?? layers.count] += size   // attention, dense MLP, router, norms, output head: read every micro-batch
             }
         }
-        let denseTotal = dense.reduce(0, +)
-        // Experts read per micro-batch, for each draw: held experts that its tokens reach here.
-        let type = dominantDType(blocks)
-        let direct = scaled(profile.kernel(type, threads: threads, tokens: 8))      // the SIMD path, ≤ 16 tokens
-        let gemm = scaled(profile.kernel(type, threads: threads, tokens: 64))       // the sgemm path
+        w.dtype = dominantDType(blocks)
+        return w
+    }
+
+    /// Every rank's cost of one micro-batch (`rankCost`) and each stage's time, with and without
+    /// communication (`synchronised`): the ranks of a stage wait for each other layer by layer.
+    private func stageTimes(_ plans: [RankPlan], _ held: [HeldWeights], tokens: Double, sequences: Int, context: Int, bandwidth: Double,
+                            draws: [[[Int]]], micro: Int) -> (costs: [RankCost], seconds: [Double], compute: [Double]) {
+        var costs: [RankCost] = []
+        var perRank: [Int: [(seconds: [[Double]], compute: [[Double]])]] = [:]      // stage → rank → [draw][slot]
+        for (plan, w) in zip(plans, held) {
+            let c = rankCost(plan, w, tokens: tokens, sequences: sequences, context: context, bandwidth: bandwidth, draws: draws, micro: micro)
+            costs.append(c.cost)
+            perRank[plan.stage, default: []].append((c.slotSeconds, c.slotCompute))
+        }
+        func time(_ stage: Int, _ part: KeyPath<(seconds: [[Double]], compute: [[Double]]), [[Double]]>) -> Double {
+            let ranks = perRank[stage] ?? []
+            return Self.synchronised(ranks.map { $0[keyPath: part] }, compute: ranks.map(\.compute),
+                                     nodes: nodes(topology.stages[stage].ranks), capacity: capacity)
+        }
+        let stages = topology.stages.indices
+        return (costs, stages.map { time($0, \.seconds) }, stages.map { time($0, \.compute) })
+    }
+
+    /// One rank's cost of one micro-batch of `tokens` tokens: its figures for the step (`cost`),
+    /// and its seconds per draw and slot (`HeldWeights`), with and without communication
+    /// (`[draw][slot]`).
+    private func rankCost(_ plan: RankPlan, _ w: HeldWeights, tokens: Double, sequences: Int, context: Int, bandwidth: Double,
+                          draws: [[[Int]]], micro: Int) -> (cost: RankCost, slotSeconds: [[Double]], slotCompute: [[Double]]) {
+        let stage = plan.stagePlan, P = stage.ranks.count, d = Double(config.modelWidth)
+        let layers = stage.layers.count, rest = layers
+        let dense = w.dense, denseTotal = dense.reduce(0, +)
+        // The kernels' rates for this rank's dtype; matrix-vector streams at most its share of the bus.
+        let type = w.dtype
+        let kernel = profile.kernel(type, threads: threads, tokens: 8)                           // the SIMD path, ≤ 16 tokens
+        let direct = (matvecBytesPerSecond: min(kernel.matvecBytesPerSecond, bandwidth), matmatFlopsPerSecond: kernel.matmatFlopsPerSecond)
+        let gemm = profile.kernel(type, threads: threads, tokens: 64)                             // the sgemm path
         let elementBytes = Double(dtype("blk.\(stage.layers.lowerBound).attn_q.weight").rowBytes(32)) / 32
-        /// Time of `bytes` of weights multiplied by `n` tokens: the direct path's time grows
-        /// linearly from the matrix-vector time at 1 token to the measured time at 8; sgemm's is
-        /// the larger of streaming the weights and its FLOP rate.
-        let sharedBandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
+        /// Time of `bytes` of weights multiplied by `n` tokens: up to 16 tokens the measured direct
+        /// path (or, in a hand-written profile, linear from the matrix-vector time at 1 token to
+        /// the small-batch FLOP rate at 8), never faster than the rank's share of the bus; beyond,
+        /// sgemm: the larger of streaming the weights and its FLOP rate.
         func matmul(_ bytes: Double, _ n: Double) -> Double {
             let one = bytes / direct.matvecBytesPerSecond
             if n <= 16, let rate = profile.directRate(type, threads: threads, tokens: max(n, 1)) {
-                // Measured per token count: the larger of the shared memory bus and the kernel.
-                return max(bytes / sharedBandwidth, bytes / rate)
+                return max(bytes / bandwidth, bytes / rate)
             }
             if n <= 16 {
                 let eight = max(one, 16 * bytes / elementBytes / direct.matmatFlopsPerSecond)
                 return one + max(0, n - 1) * (eight - one) / 7
             }
-            return max(bytes / gemm.matvecBytesPerSecond, 2 * n * bytes / elementBytes / gemm.matmatFlopsPerSecond)
+            return max(bytes / min(gemm.matvecBytesPerSecond, bandwidth), 2 * n * bytes / elementBytes / gemm.matmatFlopsPerSecond)
         }
         let kvLocal = Double(plan.kvHeads.count * config.headDim * 4 * 2 * layers)
         let kvRead = tokens * Double(context) * kvLocal
         // Per layer, beyond the experts: its dense weights, its KV cache, the fixed costs of the
-        // forward pass per layer and per layer-token (calibrated) and the FFN activation per element of the hidden
-        // width computed here (each routed token's experts' column slice, the dense MLP slice).
+        // forward pass per layer and per layer-token (calibrated) and the FFN activation per
+        // element of the hidden width computed here (each routed token's experts' column slice,
+        // the dense MLP slice).
         let overhead = (profile.node.layerOverheadSeconds ?? 0) + tokens * (profile.node.tokenLayerOverheadSeconds ?? 0)
         let gelu = (config.gelu == .tanh ? profile.node.geluTanhSecondsPerElement : profile.node.geluErfSecondsPerElement) ?? 0
         let hidden = tokens * (Double(config.expertsPerToken) * Double(plan.expertColumns.count)
@@ -281,7 +304,7 @@ public struct Planner {
         for draw in draws {
             var seconds = dense.map { matmul($0, tokens) }
             var expertRead = 0.0, expertFlops = 0.0
-            for (i, experts) in expertBytes {
+            for (i, experts) in w.experts {
                 let counts = draw[stage.layers.lowerBound + i]
                 for (e, size) in experts where counts[e] > 0 {
                     let replicas = stage.expertMode == .slice ? 1 : stage.placement[stage.layers.lowerBound + i]![e].count
@@ -325,7 +348,7 @@ public struct Planner {
         if !plan.isLastStage { add("pointToPoint", group: 2, bytes: rows, everyLayer: false) }                 // stage send
         let communication = (0...layers).map { $0 == rest ? other : perLayer }
         let kv = Double(sequences) * Double(context) * kvLocal
-        let result = RankCost(rank: plan.rank, stage: plan.stage, weightBytes: Int(held), kvCacheBytes: Int(kv),
+        let result = RankCost(rank: plan.rank, stage: plan.stage, weightBytes: Int(w.bytes), kvCacheBytes: Int(kv),
                             bufferBytes: Int(Double(sequences) * (d * 4 * 8 + Double(config.vocabularySize) * 4)),
                             bytesRead: readSum / n * Double(micro), flops: flopSum / n * Double(micro),
                             computeSeconds: computeMicro * Double(micro),
@@ -343,13 +366,6 @@ public struct Planner {
         return max(1, min(ranksPerNode, largest))
     }
 
-    /// Kernel rates of one rank running on its own cores (ranks sharing a node's cores are
-    /// accounted for in `synchronised`); matvec streams at most the rank's share of the node's bus.
-    private func scaled(_ k: (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double))
-        -> (matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double) {
-        (min(k.matvecBytesPerSecond, profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)), k.matmatFlopsPerSecond)
-    }
-
     /// Ranks a node runs at once (its cores over the threads of a rank), and the node of each
     /// world rank in `ranks` (consecutive world ranks fill a node, as mpirun places them).
     private var capacity: Double { Double(max(profile.node.cores, 1)) / Double(max(threads, 1)) }
@@ -365,21 +381,6 @@ public struct Planner {
     func cost(_ kind: String, ranks: Int, bytes: Int) -> (seconds: Double, bytes: Int) {
         let c = profile.collective(kind, ranks: ranks)
         return (c.alpha + Double(bytes) / c.bytesPerSecond, bytes)
-    }
-
-    /// A prompt of `tokens` tokens in one forward step: the same per-rank model with all its
-    /// tokens in one micro-batch (the kernels' sgemm path, every expert busy), attention over half
-    /// the prompt on average, the stages one after the other.
-    private func prefillSeconds(plans: [RankPlan], tokens: Int, bandwidth: Double) throws -> Double {
-        let draws = expertDraws(tokens: Double(tokens), decode: false)
-        var perStage: [Int: [(seconds: [[Double]], compute: [[Double]])]] = [:]
-        for plan in plans {
-            let c = rankCost(plan, tokens: Double(tokens), sequences: 1, context: tokens / 2, bandwidth: bandwidth, draws: draws, micro: 1)
-            perStage[plan.stage, default: []].append((c.slotSeconds, c.slotCompute))
-        }
-        return perStage.map { stage, ranks in
-            Self.synchronised(ranks.map(\.seconds), compute: ranks.map(\.compute), nodes: nodes(topology.stages[stage].ranks), capacity: capacity)
-        }.reduce(0, +)
     }
 
     private func bottleneck(_ costs: [RankCost], stageCompute: [Double], micro: Int, bubble: Double, step: Double, fits: Bool,

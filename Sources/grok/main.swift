@@ -189,6 +189,9 @@ extension Bench {
         let layout = try GrokTopology.Topology(contentsOf: topology)
         let threads = Int(self.threads.split(separator: ",").first ?? "1") ?? 1
         let profile = try cluster.map { try ClusterProfile(contentsOf: $0) } ?? .default
+        let explained = try TopologyExplainer.model(model, dtype: nil)
+        let routing = try routingTrace.map { try RoutingTrace(directory: $0) }
+        if let routing { try Planner.check(routing: routing, config: explained.config, model: explained.name) }   // before the run
         let coordinator = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("grok-coordinator").path
         let environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_btl": "self,vader",
                            "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "OPENBLAS_NUM_THREADS": "1"]
@@ -196,9 +199,8 @@ extension Bench {
                                            ranks: layout.worldSize, batch: batch, tokens: tokens, threads: threads,
                                            environment: environment, scratch: directory + "/grokcluster-layout-bench-\(getpid())",
                                            traceRouting: traceRouting)
-        let planner = Planner(model: try TopologyExplainer.model(model, dtype: nil), topology: layout, profile: profile, threads: threads,
-                              ranksPerNode: ranksPerNode ?? layout.worldSize,
-                              routing: try routingTrace.map { try RoutingTrace(directory: $0) })
+        let planner = Planner(model: explained, topology: layout, profile: profile, threads: threads,
+                              ranksPerNode: ranksPerNode ?? layout.worldSize, routing: routing)
         let context = measured.promptTokens / max(batch, 1) + tokens / 2
         let predicted = try planner.predict(batch: batch, context: context)
         func error(_ p: Double, _ m: Double) -> String { String(format: "%+.1f%%", 100 * (p - m) / m) }
@@ -286,7 +288,7 @@ extension Plan {
     func runSearch(model: TopologyExplainer.Model, profile: ClusterProfile, routing: RoutingTrace?) throws {
         let goal = PlanSearch.Goal(rawValue: self.goal)!
         let threads = self.threads ?? profile.node.cores
-        let all = PlanSearch.candidates(model: model, profile: profile, maxNodes: maxNodes ?? profile.nodes ?? 64, batch: batch,
+        let all = try PlanSearch.candidates(model: model, profile: profile, maxNodes: maxNodes ?? profile.nodes ?? 64, batch: batch,
                                         context: context, threads: threads, routing: routing)
         let ranked = PlanSearch.rank(all, goal: goal, maxLatency: maxLatencyMs.map { $0 / 1e3 })
         print("search: \(all.count) layouts of \(self.model) for goal \(goal.rawValue) at batch \(batch), context \(context); cluster: \(profile.description)")

@@ -100,7 +100,7 @@ final class PlannerTests: XCTestCase {
         var p = try planner("tiny-1r.json")
         p.routing = RoutingTrace(experts: 8, perToken: [[[0, 1], [0, 1], [0, 1]]])
         XCTAssertThrowsError(try p.predict(batch: 1, context: 8)) { error in
-            XCTAssertEqual("\(error)", "trace (in memory): has 3 layers, 8 experts, top-2; the model has 4, 8, top-2")
+            XCTAssertEqual("\(error)", "trace (in memory): 3 layers, 8 experts, top-2, but model grok-1-tiny has 4, 8, top-2")
         }
     }
 
@@ -138,7 +138,7 @@ final class PlanSearchTests: XCTestCase {
     func testSearchRanksLayoutsAndWritesAValidWinner() throws {
         let model = try TopologyExplainer.model("grok-1-tiny", dtype: .f32)
         var profile = PlannerTests.simple
-        let all = PlanSearch.candidates(model: model, profile: profile, maxNodes: 4, batch: 1, context: 16, threads: 1)
+        let all = try PlanSearch.candidates(model: model, profile: profile, maxNodes: 4, batch: 1, context: 16, threads: 1)
         // 1 node; 2 nodes: 1 or 2 stages × TP on/off × slice/parallel; 4 nodes likewise (8 heads, 2 KV heads, 4 layers).
         XCTAssertGreaterThanOrEqual(all.count, 9)
         XCTAssertEqual(PlanSearch.rank(all, goal: .fit, maxLatency: nil).first?.nodes, 1)
@@ -146,7 +146,7 @@ final class PlanSearchTests: XCTestCase {
         XCTAssertTrue(all.allSatisfy { $0.prediction.stepSeconds >= fastest.prediction.stepSeconds })
         // A node too small for the whole model: the fewest nodes that fit are more than one.
         profile.node.memoryBytes = 8 << 20
-        let small = PlanSearch.candidates(model: model, profile: profile, maxNodes: 4, batch: 1, context: 16, threads: 1)
+        let small = try PlanSearch.candidates(model: model, profile: profile, maxNodes: 4, batch: 1, context: 16, threads: 1)
         XCTAssertGreaterThan(PlanSearch.rank(small, goal: .fit, maxLatency: nil).first?.nodes ?? 0, 1)
         // The winner as a file is a layout the runtime accepts.
         let text = PlanSearch.json(fastest.topology, reason: "test")
