@@ -27,8 +27,11 @@ public enum Calibration {
         /// Rows of the matrix-matrix measurement (`columns` wide, `matmatTokens` tokens).
         public var matmatRows = 2048
         public var matmatTokens = 64
-        /// Row length of the kernel matrices (a multiple of 32; Grok-1's width).
-        public var columns = 4096
+        /// Row length of the kernel matrices (a multiple of 32).
+        public var columns = ClusterProfile.kernelColumns
+        /// Row lengths the direct path (1–16 tokens) is also measured at: at a few tokens, short
+        /// rows are slower per byte (10–35% at 1024 against 4096 on this machine's q8_0).
+        public var directColumns = [1024]
         /// Timed repetitions of each kernel measurement (after one warm-up); the median is kept.
         public var kernelRepetitions = 5
         /// The probe model whose decode steps measure the forward pass's costs beyond its matrix
@@ -56,6 +59,7 @@ public enum Calibration {
             o.matvecBytes = 16 << 20
             o.matmatRows = 256
             o.columns = 2048
+            o.directColumns = [512]
             o.kernelRepetitions = 3
             o.probeWidth = 256
             o.probeLayers = 2
@@ -125,7 +129,8 @@ public enum Calibration {
             let w = WeightMatrix(base: storage, dtype: dtype, rows: rows, cols: cols)
             let batchRows = min(rows, max(16, options.matmatRows))
             let batch = w.rows(0..<batchRows)
-            var y = [Float](repeating: 0, count: max(16 * rows, options.matmatTokens * batchRows))
+            let shortest = ([cols] + options.directColumns).min()!
+            var y = [Float](repeating: 0, count: max(16 * rows * cols / shortest, options.matmatTokens * batchRows))
             for t in options.threadCounts {
                 let pool = pools[t]!
                 /// Median seconds of `m` times `n` tokens of x.
@@ -138,11 +143,17 @@ public enum Calibration {
                 }
                 let matvec = time(w, tokens: 1)
                 let matmat = time(batch, tokens: options.matmatTokens)
-                // The direct path per token count (weight bytes ÷ time), for the planner to interpolate;
-                // 8 tokens also gives the small-batch FLOP rate.
-                let directSeconds = [1: matvec, 2: time(w, tokens: 2), 4: time(w, tokens: 4), 8: time(w, tokens: 8), 16: time(w, tokens: 16)]
-                let small = directSeconds[8]!
-                let direct = directSeconds.keys.sorted().map { ClusterProfile.TokenRate(tokens: $0, bytesPerSecond: Double(w.byteCount) / directSeconds[$0]!) }
+                // The direct path per token count and row length (weight bytes ÷ time), for the
+                // planner to interpolate; 8 tokens at `columns` also gives the small-batch FLOP rate.
+                var direct: [ClusterProfile.TokenRate] = [], small = 0.0
+                for c in [cols] + options.directColumns where c % 32 == 0 {
+                    let m = WeightMatrix(base: storage, dtype: dtype, rows: rows * cols / c, cols: c)
+                    for n in [1, 2, 4, 8, 16] {
+                        let seconds = n == 1 && c == cols ? matvec : time(m, tokens: n)
+                        if n == 8 && c == cols { small = seconds }
+                        direct.append(ClusterProfile.TokenRate(tokens: n, bytesPerSecond: Double(m.byteCount) / seconds, columns: c))
+                    }
+                }
                 let flops = 2 * Double(batchRows) * Double(cols) * Double(options.matmatTokens)
                 rates.append(ClusterProfile.KernelRate(dtype: dtype.name.lowercased(), threads: t,
                                                        matvecBytesPerSecond: Double(w.byteCount) / matvec,

@@ -63,9 +63,10 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         /// A small batch (8 tokens: the SIMD dot-product path the kernels take up to 16 tokens),
         /// FLOP/s over the matrix-vector matrix; absent in hand-written profiles (then matmat's).
         public var smallBatchFlopsPerSecond: Double?
-        /// The direct path (1–16 tokens) measured per token count: weight bytes multiplied by all
-        /// the tokens per second. The planner interpolates between them; absent in hand-written
-        /// profiles (then matvec's rate, or the small-batch FLOP rate, whichever is slower).
+        /// The direct path (1–16 tokens) measured per token count and row length: weight bytes
+        /// multiplied by all the tokens per second. The planner interpolates between them; absent
+        /// in hand-written profiles (then matvec's rate, or the small-batch FLOP rate, whichever
+        /// is slower).
         public var direct: [TokenRate]?
         public init(dtype: String, threads: Int, matvecBytesPerSecond: Double, matmatFlopsPerSecond: Double,
                     smallBatchFlopsPerSecond: Double? = nil, direct: [TokenRate]? = nil) {
@@ -81,11 +82,19 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
     public struct TokenRate: Codable, Sendable, Equatable {
         public var tokens: Int
         public var bytesPerSecond: Double
-        public init(tokens: Int, bytesPerSecond: Double) {
+        /// Row length of the matrix measured (short rows are slower per byte at a few tokens);
+        /// absent: `ClusterProfile.kernelColumns`.
+        public var columns: Int?
+        public init(tokens: Int, bytesPerSecond: Double, columns: Int? = nil) {
             self.tokens = tokens
             self.bytesPerSecond = bytesPerSecond
+            self.columns = columns
         }
     }
+
+    /// The row length of the kernel measurements that do not name one (`grok calibrate`'s
+    /// matrices before it measured several row lengths).
+    public static let kernelColumns = 4096
 
     public struct Network: Codable, Sendable, Equatable {
         /// Per collective the runtime uses: `t = alphaSeconds + bytes / bytesPerSecond`, fitted
@@ -180,11 +189,17 @@ public struct ClusterProfile: Codable, Sendable, Equatable {
         return readBandwidth(threads: min(threads * ranks, node.cores)) / Double(ranks)
     }
 
-    /// The direct path's weight-bytes rate for `tokens` tokens of `dtype` at `threads`, when measured.
-    public func directRate(_ dtype: String, threads: Int, tokens: Double) -> Double? {
+    /// The direct path's weight-bytes rate for `tokens` tokens of `dtype` at `threads` over rows
+    /// of `columns` values, when measured: interpolated over token counts, then over row lengths
+    /// (on a log scale, flat beyond the measured ones), then over thread counts.
+    public func directRate(_ dtype: String, threads: Int, tokens: Double, columns: Int) -> Double? {
         let rows = node.kernels.filter { $0.dtype == dtype && $0.direct != nil }
         guard !rows.isEmpty else { return nil }
-        let perThreads = rows.map { (Double($0.threads), interpolate($0.direct!.map { (Double($0.tokens), $0.bytesPerSecond) }, at: tokens)) }
+        let perThreads = rows.map { k -> (Double, Double) in
+            let byColumns = Dictionary(grouping: k.direct!) { $0.columns ?? Self.kernelColumns }
+            let perColumns = byColumns.map { (log2(Double($0.key)), interpolate($0.value.map { (Double($0.tokens), $0.bytesPerSecond) }, at: tokens)) }
+            return (Double(k.threads), interpolate(perColumns, at: log2(Double(max(columns, 1)))))
+        }
         return interpolate(perThreads, at: Double(threads))
     }
 

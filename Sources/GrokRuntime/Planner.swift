@@ -210,30 +210,32 @@ public struct Planner {
 
     /// What one rank holds, as a step reads it: bytes of its dense weights per slot (slot i is
     /// layer `stage.layers.lowerBound + i`, the last slot the rest: embedding, norm, output head)
-    /// and of each held expert per slot; the dtype most of its bytes have.
+    /// and of each held expert per slot, by row length (at a few tokens the kernels' speed
+    /// depends on it); the dtype most of its bytes have.
     private struct HeldWeights {
         var bytes = 0.0
-        var dense: [Double]
-        var experts: [Int: [Int: Double]] = [:]
+        var dense: [[Int: Double]]                        // [slot][columns]
+        var experts: [Int: [Int: [Int: Double]]] = [:]    // slot → expert → columns → bytes
         var dtype = "f32"
     }
 
     private func weights(_ plan: RankPlan) -> HeldWeights {
         let blocks = WeightBlock.list(config: config, plan: plan)
         let layers = plan.stagePlan.layers
-        var w = HeldWeights(dense: [Double](repeating: 0, count: layers.count + 1))
+        var w = HeldWeights(dense: [[Int: Double]](repeating: [:], count: layers.count + 1))
         var seen = Set<WeightBlock>()
         for b in blocks where seen.insert(b).inserted {
             let size = bytes(b)
             w.bytes += size
             let slot = b.name.hasPrefix("blk.") ? Int(b.name.split(separator: ".")[1]).map { $0 - layers.lowerBound } : nil
             if let e = b.expert, let i = slot {
-                w.experts[i, default: [:]][e, default: 0] += size
+                w.experts[i, default: [:]][e, default: [:]][b.columns.count, default: 0] += size
             } else if b.name == "token_embd.weight" && b.rows == plan.embeddingRows && !plan.embeddingRows.isEmpty
                         && !(plan.outputRows == b.rows && config.tiedEmbeddings) {
                 continue   // embedding rows: only the step's tokens' rows are read (counted with the activations)
             } else {
-                w.dense[slot ?? layers.count] += size   // attention, dense MLP, router, norms, output head: read every micro-batch
+                // Attention, dense MLP, router, norms, output head: read every micro-batch.
+                w.dense[slot ?? layers.count][b.columns.count, default: 0] += size
             }
         }
         w.dtype = dominantDType(blocks)
@@ -267,20 +269,21 @@ public struct Planner {
                           draws: [[[Int]]], micro: Int) -> (cost: RankCost, slotSeconds: [[Double]], slotCompute: [[Double]]) {
         let stage = plan.stagePlan, P = stage.ranks.count, d = Double(config.modelWidth)
         let layers = stage.layers.count, rest = layers
-        let dense = w.dense, denseTotal = dense.reduce(0, +)
+        let dense = w.dense.map { $0.values.reduce(0, +) }, denseTotal = dense.reduce(0, +)
         // The kernels' rates for this rank's dtype; matrix-vector streams at most its share of the bus.
         let type = w.dtype
         let kernel = profile.kernel(type, threads: threads, tokens: 8)                           // the SIMD path, ≤ 16 tokens
         let direct = (matvecBytesPerSecond: min(kernel.matvecBytesPerSecond, bandwidth), matmatFlopsPerSecond: kernel.matmatFlopsPerSecond)
         let gemm = profile.kernel(type, threads: threads, tokens: 64)                             // the sgemm path
         let elementBytes = Double(dtype("blk.\(stage.layers.lowerBound).attn_q.weight").rowBytes(32)) / 32
-        /// Time of `bytes` of weights multiplied by `n` tokens: up to 16 tokens the measured direct
-        /// path (or, in a hand-written profile, linear from the matrix-vector time at 1 token to
-        /// the small-batch FLOP rate at 8), never faster than the rank's share of the bus; beyond,
-        /// sgemm: the larger of streaming the weights and its FLOP rate.
-        func matmul(_ bytes: Double, _ n: Double) -> Double {
+        /// Time of `bytes` of weights in rows of `columns` values multiplied by `n` tokens: up to 16
+        /// tokens the measured direct path for that row length (or, in a hand-written profile,
+        /// linear from the matrix-vector time at 1 token to the small-batch FLOP rate at 8), never
+        /// faster than the rank's share of the bus; beyond, sgemm: the larger of streaming the
+        /// weights and its FLOP rate.
+        func matmul(_ bytes: Double, _ n: Double, columns: Int) -> Double {
             let one = bytes / direct.matvecBytesPerSecond
-            if n <= 16, let rate = profile.directRate(type, threads: threads, tokens: max(n, 1)) {
+            if n <= 16, let rate = profile.directRate(type, threads: threads, tokens: max(n, 1), columns: columns) {
                 return max(bytes / bandwidth, bytes / rate)
             }
             if n <= 16 {
@@ -302,16 +305,16 @@ public struct Planner {
         let layerFixed = kvRead / Double(max(layers, 1)) / bandwidth + overhead + hidden * gelu
         var slotCompute: [[Double]] = [], readSum = 0.0, flopSum = 0.0
         for draw in draws {
-            var seconds = dense.map { matmul($0, tokens) }
+            var seconds = w.dense.map { $0.reduce(0) { $0 + matmul($1.value, tokens, columns: $1.key) } }
             var expertRead = 0.0, expertFlops = 0.0
             for (i, experts) in w.experts {
                 let counts = draw[stage.layers.lowerBound + i]
-                for (e, size) in experts where counts[e] > 0 {
+                for (e, byColumns) in experts where counts[e] > 0 {
                     let replicas = stage.expertMode == .slice ? 1 : stage.placement[stage.layers.lowerBound + i]![e].count
-                    let share = Double(counts[e]) / Double(replicas)
+                    let share = Double(counts[e]) / Double(replicas), size = byColumns.values.reduce(0, +)
                     expertRead += size
                     expertFlops += 2 * size / elementBytes * share
-                    seconds[i] += matmul(size, share)
+                    seconds[i] += byColumns.reduce(0) { $0 + matmul($1.value, share, columns: $1.key) }
                 }
             }
             for i in 0..<layers { seconds[i] += layerFixed }

@@ -72,6 +72,22 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(Planner.synchronised([[[1, 1], [3, 3]], [[2, 2], [1, 1]]]), ((2 + 2) + (3 + 3)) / 2)
     }
 
+    /// The direct path's rate is interpolated over row lengths on a log scale, flat beyond the
+    /// measured ones; a measurement without a row length counts as `ClusterProfile.kernelColumns`.
+    func testDirectRateFollowsRowLength() {
+        var profile = Self.simple
+        profile.node.kernels = [.init(dtype: "q8_0", threads: 1, matvecBytesPerSecond: 32, matmatFlopsPerSecond: 1,
+                                      direct: [.init(tokens: 1, bytesPerSecond: 32), .init(tokens: 2, bytesPerSecond: 16),
+                                               .init(tokens: 1, bytesPerSecond: 16, columns: 1024), .init(tokens: 2, bytesPerSecond: 8, columns: 1024)])]
+        XCTAssertEqual(ClusterProfile.kernelColumns, 4096)
+        XCTAssertEqual(profile.directRate("q8_0", threads: 1, tokens: 1, columns: 4096), 32)
+        XCTAssertEqual(profile.directRate("q8_0", threads: 1, tokens: 1, columns: 2048)!, 24, accuracy: 1e-12)
+        XCTAssertEqual(profile.directRate("q8_0", threads: 1, tokens: 1.5, columns: 1024)!, 12, accuracy: 1e-12)
+        XCTAssertEqual(profile.directRate("q8_0", threads: 1, tokens: 1, columns: 512), 16)
+        XCTAssertEqual(profile.directRate("q8_0", threads: 1, tokens: 1, columns: 6144), 32)
+        XCTAssertNil(profile.directRate("f32", threads: 1, tokens: 1, columns: 4096))
+    }
+
     /// With the workload's routing trace, a step's experts are the trace's: when every token
     /// picks experts 0 and 1 (both on rank 0 of tiny-2r-ep2), rank 0 reads two experts in every
     /// layer while rank 1 reads none, and the step takes one expert's read per layer longer than
