@@ -14,13 +14,13 @@
 # Knobs (environment variables) and their defaults:
 #   DIR=/tmp/grokcluster-validate   models, profile and scratch (reused)
 #   TOKENS=32                       tokens generated per sequence in each run
-#   REPEAT=3                        rounds over the cases; each case's median measured step is kept (this VM is noisy)
+#   REPEAT=5                        rounds over the cases; each case's median measured step is kept (this VM is noisy)
 #   RECALIBRATE=0                   1 measures the cluster profile again
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${DIR:-/tmp/grokcluster-validate}
 TOKENS=${TOKENS:-32}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 RECALIBRATE=${RECALIBRATE:-0}
 
 source Launch/lib.sh
