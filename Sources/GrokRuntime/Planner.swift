@@ -65,6 +65,8 @@ public struct Planner {
         /// Per collective kind: messages and bytes this rank sends per step.
         public var messages: [String: Double]
         public var bytesSent: [String: Double]
+        /// Whole experts it holds (not slices) that take at least 1.5× their layer's mean tokens.
+        public var hotExperts = 0
     }
 
     public struct Prediction: Codable, Sendable {
@@ -108,9 +110,24 @@ public struct Planner {
         let perMicro = Double(sequences) / Double(micro)
         let bandwidth = profile.perRankBandwidth(ranks: activeRanksPerNode, threads: threads)
         let held = plans.map { weights($0) }
+        let draws = expertDraws(tokens: perMicro, decode: true)
         let decode = stageTimes(plans, held, tokens: perMicro, sequences: sequences, context: context, bandwidth: bandwidth,
-                                draws: expertDraws(tokens: perMicro, decode: true), micro: micro)
-        let costs = decode.costs, stageSeconds = decode.seconds, stageCompute = decode.compute     // one micro-batch
+                                draws: draws, micro: micro)
+        var costs = decode.costs
+        let stageSeconds = decode.seconds, stageCompute = decode.compute                          // one micro-batch
+        // Hot experts (with a routing trace; uniform routing has none): mean tokens over the draws
+        // at least 1.5× the layer's mean per expert.
+        let E = Double(config.expertCount)
+        let hot = (0..<config.layerCount).map { l -> Set<Int> in
+            let load = (0..<config.expertCount).map { e in draws.map { Double($0[l][e]) }.reduce(0, +) / Double(draws.count) }
+            let mean = load.reduce(0, +) / E
+            return Set(load.indices.filter { mean > 0 && load[$0] >= 1.5 * mean })
+        }
+        for (i, plan) in plans.enumerated() where routing != nil && plan.stagePlan.expertMode == .parallel {
+            costs[i].hotExperts = held[i].experts.reduce(0) { n, slot in
+                n + slot.value.keys.filter { hot[plan.stagePlan.layers.lowerBound + slot.key].contains($0) }.count
+            }
+        }
         // The step: M micro-batches through S stages (Σ_s t_s + (M − 1)·max_s t_s), then rank 0's
         // next command and the logits gather. The slowest stage is busy M·max t_s of it; the rest
         // of the stages' time, Σ t_s − max t_s, is the pipeline bubble.
@@ -396,9 +413,11 @@ public struct Planner {
         for (stage, slowest) in stageCompute.enumerated() {
             let ranks = costs.filter { $0.stage == stage }
             let mean = ranks.map(\.computeSeconds).reduce(0, +) / Double(max(ranks.count, 1)) / Double(micro)
-            if ranks.count > 1 && slowest > 1.3 * mean {
-                return String(format: "expert imbalance in stage %d: the busiest rank of a step computes %.0f%% more than the mean (only the ranks holding the chosen experts work)",
-                              stage, 100 * (slowest / mean - 1))
+            if ranks.count > 1 && slowest > 1.3 * mean, let busiest = ranks.max(by: { $0.computeSeconds < $1.computeSeconds }) {
+                let hot = busiest.hotExperts == 0 ? ""
+                    : String(format: "rank %d holds %d hot expert%@; ", busiest.rank, busiest.hotExperts, busiest.hotExperts == 1 ? "" : "s")
+                return String(format: "expert imbalance in stage %d: %@the busiest rank of a step computes %.0f%% more than the mean (only the ranks holding the chosen experts work)",
+                              stage, hot, 100 * (slowest / mean - 1))
             }
         }
         let busiest = costs.max { $0.computeSeconds + $0.communicationSeconds < $1.computeSeconds + $1.communicationSeconds }!

@@ -104,9 +104,11 @@ final class PlannerTests: XCTestCase {
         let expert = Double(3 * c.modelWidth * c.expertFFNWidth * 4) / 1e9          // one expert's f32 bytes at 1 GB/s
         XCTAssertEqual(h.stepSeconds - s.stepSeconds, Double(c.layerCount) * expert, accuracy: 1e-12)
         XCTAssertEqual(h.ranks[1].bytesRead + Double(c.layerCount) * 2 * expert * 1e9, h.ranks[0].bytesRead, accuracy: 1)
-        XCTAssertTrue(h.bottleneck.hasPrefix("expert imbalance"), h.bottleneck)
+        XCTAssertTrue(h.bottleneck.hasPrefix("expert imbalance in stage 0: rank 0 holds 8 hot experts; the busiest rank"), h.bottleneck)
+        XCTAssertEqual(h.ranks.map(\.hotExperts), [8, 0])         // experts 0 and 1 of each of 4 layers
         // Uniform routing lies between the two.
         let uniform = try planner("tiny-2r-ep2.json").predict(batch: 1, context: 8)
+        XCTAssertEqual(uniform.ranks.map(\.hotExperts), [0, 0])   // uniform routing has no hot experts
         XCTAssertGreaterThan(uniform.stepSeconds, s.stepSeconds)
         XCTAssertLessThan(uniform.stepSeconds, h.stepSeconds)
     }
